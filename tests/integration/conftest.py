@@ -1,0 +1,129 @@
+"""One real service process for the whole session: ``python -m service serve`` on the real vLLM CPU engine
+with the default model, reached over HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.data import catalog as bundled_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 300
+GENERATION_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "AUCTION_HOST": "127.0.0.1",
+        "AUCTION_ENVIRONMENT": "test",
+        "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
+        "AUCTION_DEFAULT_SAMPLES": "4",
+        "AUCTION_DEFAULT_MAX_TOKENS": "24",
+        "AUCTION_GENERATION_TIMEOUT_S": str(GENERATION_TIMEOUT_S),
+        "AUCTION_LOG_LEVEL": "info",
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    srv = Server(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the service exited with {process.returncode} during start-up:\n{srv.log_tail()}")
+        try:
+            if httpx.get(f"{srv.base_url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the service was not ready after {STARTUP_TIMEOUT_S} s:\n{srv.log_tail()}")
+        time.sleep(1)
+    try:
+        yield srv
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=120) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def catalog() -> dict[str, Any]:
+    return bundled_catalog()
+
+
+def catalog_request(catalog: dict[str, Any], n_ads: int = 6, query_index: int = 0, **options: Any) -> dict[str, Any]:
+    """An auction request built from the shared catalogue: a query, a profile and ``n_ads`` ads with bids."""
+    query = catalog["queries"][query_index]
+    profile = catalog["profiles"][query_index % len(catalog["profiles"])]
+    ads = [
+        {
+            "id": ad["id"],
+            "title": ad["title"],
+            "url": ad["url"],
+            "bid": float(sum(ad["typical_bid"]) / 2 + i),
+        }
+        for i, ad in enumerate(catalog["ads"][:n_ads])
+    ]
+    return {
+        "query": query["query"],
+        "user": {"id": profile["id"], "profile": {k: v for k, v in profile.items() if k != "id"}},
+        "ads": ads,
+        "options": options,
+    }
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+    return total
