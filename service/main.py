@@ -1,10 +1,11 @@
-"""The FastAPI application: its lifespan opens the engine and builds the auction service, then closes them."""
+"""The FastAPI application: the lifespan opens Redis, the event log and the engine, builds the auction service,
+and closes them in reverse order."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,9 +18,14 @@ from service.clicks.tokens import ClickSigner
 from service.config import Settings, get_settings
 from service.engine.vllm_engine import VLLMEngine
 from service.errors import install_error_handlers
-from service.mechanism.ctr import DEFAULT_CTR_MODEL
+from service.events.log import EventLog
+from service.events.spool import Spool
+from service.mechanism.ctr import DEFAULT_CTR_MODEL, CTRModel
 from service.mechanism.objective import ObjectiveWeights
 from service.middleware import RequestIdMiddleware
+from service.storage.redis import open_redis
+from service.storage.sample_cache import SampleCache
+from service.training.ctr_artifact import load_ctr_model
 
 logger = logging.getLogger(__name__)
 
@@ -29,28 +35,50 @@ def click_signer(settings: Settings) -> ClickSigner:
     return ClickSigner(keys, settings.base_url, settings.click_token_ttl_s)
 
 
+def ctr_model(settings: Settings) -> CTRModel:
+    if settings.ctr_model_path is None:
+        return DEFAULT_CTR_MODEL
+    return load_ctr_model(settings.ctr_model_path)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with VLLMEngine.open(settings) as engine:
-            app.state.engine = engine
-            app.state.auctions = AuctionService(
+        async with AsyncExitStack() as stack:
+            redis = await stack.enter_async_context(open_redis(settings))
+            events = EventLog(
+                redis,
+                Spool(settings.spool_path),
+                queue_size=settings.event_queue_size,
+                batch_size=settings.event_batch_size,
+                stream_maxlen=settings.event_stream_maxlen,
+                dedupe_ttl_s=settings.event_dedupe_ttl_s,
+                once_ttl_s=settings.click_token_ttl_s + settings.event_dedupe_ttl_s,
+                retry_interval_s=settings.event_retry_interval_s,
+            )
+            await events.start()
+            stack.push_async_callback(events.close)
+            engine = await stack.enter_async_context(VLLMEngine.open(settings))
+            auctions = AuctionService(
                 engine=engine,
-                ctr_model=DEFAULT_CTR_MODEL,
+                ctr_model=ctr_model(settings),
                 weights=ObjectiveWeights(
                     lam=settings.objective_lambda,
                     ad_penalty=settings.ad_penalty,
                     format_error_penalty=settings.format_error_penalty,
                 ),
                 click_signer=app.state.click_signer,
+                events=events,
+                cache=SampleCache(redis, settings.sample_cache_ttl_s) if settings.sample_cache_ttl_s else None,
                 settings=settings,
             )
+            stack.push_async_callback(auctions.drain)
+            app.state.redis, app.state.events, app.state.engine, app.state.auctions = redis, events, engine, auctions
             logger.info("serving model %s", engine.model_name)
             yield
-            app.state.auctions = None
-            app.state.engine = None
+            app.state.auctions = app.state.engine = app.state.events = None
 
     app = FastAPI(
         title="LLM-Auction service",
@@ -60,8 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.click_signer = click_signer(settings)
-    app.state.auctions = None
-    app.state.engine = None
+    app.state.auctions = app.state.engine = app.state.events = None
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(clicks_router)

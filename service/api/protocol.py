@@ -120,6 +120,7 @@ class AuctionResponse(BaseModel):
     model: str
     prompt_hash: str
     seed: int
+    cache_hit: bool = Field(description="The K samples came from the sample cache, not the engine")
     ads: list[AdResult]
     format_errors: int = Field(description="Malformed or unknown ad markers stripped from the served answer")
     objective: float = Field(description="Served sample's Σ b·ctr·1(exposed) − λ·s_resp")

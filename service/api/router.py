@@ -23,7 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/auctions", response_model=AuctionResponse, responses=ERRORS, tags=["auctions"])
 async def create_auction(body: AuctionRequest, request: Request, service: AuctionServiceDep) -> AuctionResponse:
     """Run one auction: K samples of the answer, one served at random, ads priced at first price."""
-    return await cancel_on_disconnect(request, service.run(body))
+    return await cancel_on_disconnect(request, service.run(body, getattr(request.state, "request_id", None)))
 
 
 @router.get("/healthz", tags=["health"])

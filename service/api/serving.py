@@ -5,20 +5,27 @@ The I/O lives here (engine call, timing); every decision is delegated to the pur
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import secrets
 import time
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 from service.api.protocol import AdResult, AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner, ClickTarget
 from service.config import Settings
 from service.engine.base import Engine, SamplingRequest
 from service.errors import InvalidRequest
+from service.events.log import IMPRESSIONS, EventLog
+from service.events.schema import impression_event
 from service.mechanism import auction, exposure
 from service.mechanism.ctr import CTRModel
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import build_prompt
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+from service.storage.sample_cache import SampleCache, cache_key
 
 
 def to_context(request: AuctionRequest) -> AuctionContext:
@@ -48,13 +55,18 @@ class AuctionService:
         ctr_model: CTRModel,
         weights: ObjectiveWeights,
         click_signer: ClickSigner,
+        events: EventLog,
+        cache: SampleCache | None,
         settings: Settings,
     ) -> None:
         self._engine = engine
         self._ctr_model = ctr_model
         self._weights = weights
         self._clicks = click_signer
+        self._events = events
+        self._cache = cache
         self._settings = settings
+        self._background: set[asyncio.Task[None]] = set()
 
     def sampling_for(self, request: AuctionRequest) -> SamplingRequest:
         options, settings = request.options, self._settings
@@ -67,7 +79,7 @@ class AuctionService:
             seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
         )
 
-    async def run(self, request: AuctionRequest) -> AuctionResponse:
+    async def run(self, request: AuctionRequest, request_id: str | None = None) -> AuctionResponse:
         started = time.perf_counter()
         auction_id = uuid.uuid4().hex
         context = to_context(request)
@@ -83,7 +95,15 @@ class AuctionService:
             )
         prompt_done = time.perf_counter()
 
-        generation = await self._engine.generate(token_ids, sampling, auction_id)
+        key = cache_key(self._engine.model_name, prompt.hash, sampling, request.options.seed is not None)
+        cached = await self._cache.get(key) if self._cache else None
+        if cached is not None:
+            generation, seed = cached
+            sampling = dataclasses.replace(sampling, seed=seed)
+        else:
+            generation = await self._engine.generate(token_ids, sampling, auction_id)
+            if self._cache:
+                self._in_background(self._cache.put(key, generation, sampling.seed))
         generate_done = time.perf_counter()
 
         texts = [sample.text for sample in generation.samples]
@@ -92,8 +112,10 @@ class AuctionService:
 
         urls = {ad.id: ad.url for ad in context.ads}
 
+        prices = {ad.ad_id: ad.payment.price_per_click for ad in outcome.ads}
+
         def link(ad_id: str) -> str:
-            return self._clicks.url(ClickTarget(auction_id, ad_id, urls[ad_id]))
+            return self._clicks.url(ClickTarget(auction_id, ad_id, urls[ad_id], prices[ad_id]))
 
         served = outcome.served
         text = exposure.render(served, link)
@@ -110,6 +132,24 @@ class AuctionService:
             )
             for ad in outcome.ads
         ]
+        # Logged before the response leaves: a served auction is never missing from the log.
+        self._events.emit(
+            IMPRESSIONS,
+            impression_event(
+                auction_id=auction_id,
+                timestamp=time.time(),
+                request_id=request_id,
+                model=self._engine.model_name,
+                ctr_model_version=self._ctr_model.version,
+                context=context,
+                prompt=prompt,
+                sampling=sampling,
+                generation=generation,
+                outcome=outcome,
+                cache_hit=cached is not None,
+            ),
+            event_id=f"imp:{auction_id}",
+        )
         finished = time.perf_counter()
 
         def ms(a: float, b: float) -> float:
@@ -124,6 +164,7 @@ class AuctionService:
             model=self._engine.model_name,
             prompt_hash=prompt.hash,
             seed=sampling.seed,
+            cache_hit=cached is not None,
             ads=ads,
             format_errors=len(served.errors),
             objective=outcome.objectives[outcome.served_index],
@@ -136,3 +177,13 @@ class AuctionService:
             },
             sample_texts=texts if request.options.return_samples else None,
         )
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # keep a reference until done
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background work (cache writes) to finish."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""Signed click links: ``GET /c/{token}`` where the token carries (auction id, ad id, landing URL).
+"""Signed click links: ``GET /c/{token}`` where the token carries (auction id, ad id, landing URL, price).
 
 Signed with HMAC by itsdangerous; the newest key signs, all configured keys verify (rotation), and tokens
 expire. A token is only ever made for an ad of the auction it names, so the redirect can only reach a landing
@@ -21,6 +21,7 @@ class ClickTarget:
     auction_id: str
     ad_id: str
     url: str
+    price: float  # charged per (first) click: the auction's price per click
 
 
 class ClickSigner:
@@ -33,7 +34,7 @@ class ClickSigner:
         self._ttl_s = ttl_s
 
     def token(self, target: ClickTarget) -> str:
-        return str(self._serializer.dumps([target.auction_id, target.ad_id, target.url]))
+        return str(self._serializer.dumps([target.auction_id, target.ad_id, target.url, target.price]))
 
     def url(self, target: ClickTarget) -> str:
         return f"{self._base_url}/c/{self.token(target)}"
@@ -45,6 +46,11 @@ class ClickSigner:
             raise ExpiredClickToken("this click link has expired") from exc
         except BadSignature as exc:
             raise InvalidClickToken("unknown click link") from exc
-        if not (isinstance(payload, list) and len(payload) == 3 and all(isinstance(p, str) for p in payload)):
+        if not (
+            isinstance(payload, list)
+            and len(payload) == 4
+            and all(isinstance(p, str) for p in payload[:3])
+            and isinstance(payload[3], int | float)
+        ):
             raise InvalidClickToken("unknown click link")
-        return ClickTarget(auction_id=payload[0], ad_id=payload[1], url=payload[2])
+        return ClickTarget(auction_id=payload[0], ad_id=payload[1], url=payload[2], price=float(payload[3]))

@@ -7,7 +7,7 @@ import pytest
 from service.clicks.tokens import ClickSigner, ClickTarget
 from service.errors import ExpiredClickToken, InvalidClickToken
 
-TARGET = ClickTarget("a1b2", "Ad-7001", "https://example.com/running/archguard-stability-runner")
+TARGET = ClickTarget("a1b2", "Ad-7001", "https://example.com/running/archguard-stability-runner", 35.0)
 
 
 def test_round_trip_and_url_shape() -> None:

@@ -1,0 +1,227 @@
+"""The event log: impressions and clicks into Redis Streams, never blocking a response, never losing an event.
+
+``emit`` only puts the event on a bounded in-memory queue (or, if the queue is full, appends it to the local
+spool). One writer task drains the queue in pipelined batches. When Redis is down or slow, batches go to the
+spool; once Redis answers again the spool is replayed in order before new events. Each event carries an id made
+by the producer and is written by a Lua script that stores it only if that id is new, so replays and retries
+never write an event twice. Events with a ``once`` key (a click: auction + ad) are written every time but
+flagged ``dup=1`` after the first, so a click is counted once and later ones stay visible.
+
+Stream entries have the fields ``id`` (event id), ``dup`` ("0"/"1") and ``data`` (the event as JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service.events.spool import Spool
+from service.observability import metrics
+
+logger = logging.getLogger(__name__)
+
+IMPRESSIONS = "impressions"
+CLICKS = "clicks"
+
+# KEYS: event-id guard, stream, [once key]. ARGV: guard ttl, maxlen, event id, payload, once ttl.
+# Returns 0 (id already stored: a replay), 1 (written) or 2 (written, flagged as a repeat of its once key).
+_WRITE_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+local dup = '0'
+if #KEYS >= 3 and not redis.call('SET', KEYS[3], ARGV[3], 'NX', 'EX', ARGV[5]) then
+  dup = '1'
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'dup', dup, 'data', ARGV[4])
+return 1 + tonumber(dup)
+"""
+
+
+class EventLog:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        spool: Spool,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 100,
+        stream_maxlen: int = 1_000_000,
+        dedupe_ttl_s: int = 2 * 24 * 3600,
+        once_ttl_s: int = 8 * 24 * 3600,
+        retry_interval_s: float = 1.0,
+    ) -> None:
+        self._redis = redis
+        self._spool = spool
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._maxlen = stream_maxlen
+        self._dedupe_ttl_s = dedupe_ttl_s
+        self._once_ttl_s = once_ttl_s
+        self._retry_interval_s = retry_interval_s
+        self._script = redis.register_script(_WRITE_ONCE)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._down_since: float | None = None
+        self._next_attempt = 0.0
+        self.stats: collections.Counter[str] = collections.Counter()
+        metrics.EVENT_QUEUE_DEPTH.set_function(self._queue.qsize)
+        metrics.EVENT_SPOOL_DEPTH.set_function(lambda: len(self._spool))
+
+    # -- producer side (request path: never awaits) ------------------------------------------------------------
+
+    def emit(self, stream: str, event: dict[str, Any], *, event_id: str, once: str | None = None) -> None:
+        record = {"stream": stream, "id": event_id, "once": once, "data": json.dumps(event, ensure_ascii=False)}
+        try:
+            self._queue.put_nowait(record)
+            self._count(stream, "queued")
+        except asyncio.QueueFull:
+            self._to_spool([record])
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-writer")
+
+    async def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued event has been written to Redis or spooled."""
+        await asyncio.wait_for(self._queue.join(), timeout_s)
+
+    async def close(self, timeout_s: float = 15.0) -> None:
+        """Write (or spool) everything still queued, then stop the writer."""
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)  # wake the writer (a full queue wakes it anyway)
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._task, timeout_s)
+        except TimeoutError:
+            logger.error("event writer did not finish in %.0f s; spooling what is left", timeout_s)
+            left = [r for r in self._drain(self._queue.qsize()) if r is not None]
+            if left:
+                self._to_spool(left)
+
+    @property
+    def redis_up(self) -> bool:
+        return self._down_since is None
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool)
+
+    # -- writer -------------------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self._replay()
+        while True:
+            batch = await self._collect()
+            records = [r for r in batch if r is not None]
+            if records:
+                await self._deliver(records)
+            elif len(self._spool) and time.monotonic() >= self._next_attempt:
+                await self._replay()
+            for _ in batch:
+                self._queue.task_done()
+            if self._closing and self._queue.empty():
+                if len(self._spool):
+                    await self._replay()
+                return
+
+    async def _collect(self) -> list[dict[str, Any] | None]:
+        try:
+            first = await asyncio.wait_for(self._queue.get(), self._retry_interval_s)
+        except TimeoutError:
+            return []
+        return [first, *self._drain(self._batch_size - 1)]
+
+    def _drain(self, limit: int) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        while len(out) < limit:
+            try:
+                out.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return out
+
+    async def _deliver(self, records: list[dict[str, Any]]) -> None:
+        if self._down_since is not None and time.monotonic() < self._next_attempt:
+            self._to_spool(records)
+            return
+        # Order: whatever was spooled earlier goes first.
+        if len(self._spool) and not await self._replay():
+            self._to_spool(records)
+            return
+        try:
+            await self._write(records)
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            self._to_spool(records)
+
+    async def _replay(self) -> bool:
+        """Replay the spool into Redis; False (and the rest stays spooled) if Redis fails on the way."""
+        while len(self._spool):
+            snapshot = self._spool.snapshot()
+            if snapshot is None:
+                return True
+            try:
+                for batch in Spool.read(snapshot, self._batch_size):
+                    await self._write(batch, replay=True)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+                return False
+            self._spool.replayed(snapshot)
+        return True
+
+    async def _write(self, records: list[dict[str, Any]], replay: bool = False) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for r in records:
+            keys = [f"ev:{r['id']}", r["stream"]]
+            if r.get("once"):
+                keys.append(f"once:{r['once']}")
+            args = [self._dedupe_ttl_s, self._maxlen, r["id"], r["data"], self._once_ttl_s]
+            await self._script(keys=keys, args=args, client=pipe)  # queues an EVALSHA on the pipeline
+        results = await pipe.execute()
+        if self._down_since is not None:
+            logger.warning("Redis is back after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
+        for r, result in zip(records, results, strict=True):
+            stream = r["stream"]
+            if replay:
+                self._count(stream, "replayed")
+            if result == 0:
+                self._count(stream, "already_stored")
+            else:
+                self._count(stream, "written")
+                if result == 2:
+                    self._count(stream, "duplicate")
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        metrics.REDIS_ERRORS.labels("event_write").inc()
+        if self._down_since is None:
+            logger.warning("Redis write failed (%s: %s); spooling events", type(exc).__name__, exc)
+            self._down_since = time.monotonic()
+        self._next_attempt = time.monotonic() + self._retry_interval_s
+
+    def _to_spool(self, records: list[dict[str, Any]]) -> None:
+        try:
+            self._spool.append(records)
+        except OSError:
+            logger.exception("could not spool %d events: they are lost", len(records))
+            for r in records:
+                self._count(r["stream"], "dropped")
+            return
+        for r in records:
+            self._count(r["stream"], "spooled")
+
+    def _count(self, stream: str, result: str) -> None:
+        self.stats[f"{stream}.{result}"] += 1
+        metrics.EVENTS.labels(stream, result).inc()

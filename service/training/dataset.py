@@ -1,0 +1,91 @@
+"""Training data from logged events (pure, no I/O): CTR rows and DPO preference pairs.
+
+- CTR rows: one per (auction, ad exposed in the *served* answer) — only those could be clicked — with the CTR
+  model's features of that ad in that answer and the label "clicked" (a first click within the join window).
+- DPO pairs (TRL ``DPOTrainer`` conversational format ``{"prompt", "chosen", "rejected"}``): per logged context,
+  the best of its K samples by the objective against every sample more than δ below it (paper §4.1.2, δ = 10).
+  The objective is recomputed with the given CTR model (e.g. one just refitted on clicks), as IRPO does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service.mechanism import exposure as exposure_mod
+from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
+from service.mechanism.objective import ObjectiveWeights, sample_objective
+from service.mechanism.prompt import PROMPT_VERSION, build_messages
+from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+
+
+def context_of(impression: Mapping[str, Any]) -> AuctionContext:
+    return AuctionContext(
+        query=impression["query"],
+        user_id=impression["user"]["id"],
+        profile=impression["user"]["profile"],
+        ads=tuple(
+            Ad(
+                id=a["id"],
+                title=a["title"],
+                url=a["url"],
+                bid=float(a["bid"]),
+                advertiser_id=a.get("advertiser_id"),
+                advertiser_kind=AdvertiserKind(a.get("advertiser_kind", "UM")),
+                target_roi=float(a.get("target_roi", 1.0)),
+            )
+            for a in impression["ads"]
+        ),
+    )
+
+
+def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[dict[str, Any]]:
+    context = context_of(impression)
+    served = impression["samples"][impression["served_index"]]["text"]
+    exposure = exposure_mod.parse(served, context.ads)
+    rows = []
+    for ad in context.ads:
+        if ad.id not in exposure.exposed:
+            continue
+        rows.append(
+            {
+                "auction_id": impression["auction_id"],
+                "ad_id": ad.id,
+                "ts": impression["ts"],
+                "model": impression["model"],
+                "ctr_model": impression["ctr_model"],
+                "bid": ad.bid,
+                "features": dict(zip(FEATURE_NAMES, features(context, ad, exposure), strict=True)),
+                "clicked": int(ad.id in clicked_ad_ids),
+            }
+        )
+    return rows
+
+
+def sample_objectives(impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights) -> list[float]:
+    context = context_of(impression)
+    bids = [ad.bid for ad in context.ads]
+    out = []
+    for sample in impression["samples"]:
+        exposure = exposure_mod.parse(sample["text"], context.ads)
+        row = ctr_row(context, exposure, ctr_model)
+        out.append(sample_objective(bids, row, exposure.n_ads, len(exposure.errors), weights))
+    return out
+
+
+def dpo_pairs(
+    impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights, delta: float
+) -> list[dict[str, Any]]:
+    """Best sample vs every sample more than ``delta`` below it; [] when the prompt version is not ours."""
+    if impression.get("prompt_version") != PROMPT_VERSION:
+        return []
+    samples = impression["samples"]
+    scores = sample_objectives(impression, ctr_model, weights)
+    best = max(range(len(samples)), key=lambda i: scores[i])
+    prompt = [dict(m) for m in build_messages(context_of(impression))]
+    chosen = [{"role": "assistant", "content": samples[best]["text"]}]
+    return [
+        {"prompt": prompt, "chosen": chosen, "rejected": [{"role": "assistant", "content": samples[i]["text"]}]}
+        for i in range(len(samples))
+        if scores[best] - scores[i] > delta
+    ]
