@@ -23,6 +23,6 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
     connection = client(redis_server.url, timeout_s=1.0)
-    await connection.flushall()
+    await connection.flushdb()  # db 0; the service under test uses db 1
     yield connection
     await connection.aclose()

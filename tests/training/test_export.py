@@ -1,0 +1,214 @@
+"""Training data out of the logs, on real Redis: the consumer-group export (CTR rows joined with clicks, DPO
+pairs), ``fit-ctr``, and the service loading the fitted model. Events are made by the service's own builders
+from real mechanism outcomes; only the K sample texts are written by hand (no engine here)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from service.clicks.tokens import ClickTarget
+from service.config import PROJECT_ROOT, Settings
+from service.engine.base import Generation, Sample, SamplingRequest
+from service.events.log import CLICKS, IMPRESSIONS, EventLog
+from service.events.schema import click_event, click_once_key, impression_event
+from service.events.spool import Spool
+from service.main import ctr_model as service_ctr_model
+from service.mechanism import auction
+from service.mechanism.ctr import DEFAULT_CTR_MODEL
+from service.mechanism.objective import ObjectiveWeights
+from service.mechanism.prompt import build_messages, build_prompt
+from service.mechanism.types import Ad, AuctionContext
+from service.storage.redis import RedisServer
+from service.training.ctr_artifact import load_ctr_model
+from service.training.dataset import sample_objectives
+from service.training.export import export
+
+T = 1_800_000_000.0
+ADS = (
+    Ad("Ad-1", "ArchGuard Stability Runner", "https://example.com/running/archguard", 80.0),
+    Ad("Ad-2", "CloudStep Orthotic Insoles", "https://example.com/running/cloudstep", 20.0),
+    Ad("Ad-3", "BrewMaster Burr Grinder", "https://example.com/coffee/brewmaster", 50.0),
+)
+CONTEXT = AuctionContext("Which running shoe for flat feet?", "u1", {"interests": ["running"]}, ADS)
+BOTH = "@ArchGuard Stability Runner@[Ad-1] or @CloudStep Orthotic Insoles@[Ad-2] help."
+
+
+def impression(auction_id: str, ts: float, samples: list[str], served_must_contain: str | None) -> dict[str, Any]:
+    """A real impression event; the auction id is searched so the uniform draw serves the wanted sample."""
+    generation = Generation(
+        samples=tuple(Sample(i, text, "stop", 10) for i, text in enumerate(samples)),
+        prompt_tokens=300,
+        cached_prompt_tokens=None,
+    )
+    for attempt in range(1000):
+        candidate = f"{auction_id}-{attempt}"
+        outcome = auction.run(CONTEXT, samples, candidate, DEFAULT_CTR_MODEL, ObjectiveWeights())
+        if served_must_contain is None or served_must_contain in outcome.served.text:
+            break
+    return impression_event(
+        auction_id=candidate,
+        timestamp=ts,
+        request_id=None,
+        model="test-model",
+        ctr_model_version=DEFAULT_CTR_MODEL.version,
+        context=CONTEXT,
+        prompt=build_prompt(CONTEXT, lambda ms: "|".join(m["content"] for m in ms)),
+        sampling=SamplingRequest(len(samples), 32, 0.7, 0.8, 1),
+        generation=generation,
+        outcome=outcome,
+        cache_hit=False,
+    )
+
+
+def click(events: EventLog, auction_id: str, ad_id: str, ts: float) -> None:
+    target = ClickTarget(auction_id, ad_id, "https://example.com", 1.0)
+    event = click_event(target=target, timestamp=ts, request_id=None, user_agent="test")
+    events.emit(CLICKS, event, event_id=f"c-{auction_id}-{ad_id}-{ts}", once=click_once_key(target))
+
+
+async def test_export_joins_clicks_within_the_window_and_leaves_young_impressions_pending(
+    redis: aioredis.Redis, tmp_path: Path
+) -> None:
+    events = EventLog(redis, Spool(tmp_path / "spool.jsonl"))
+    await events.start()
+    a = impression("A", T - 7200, [BOTH], BOTH)
+    b = impression("B", T - 7200, ["No ads here."], None)
+    c = impression("C", T - 100, [BOTH], BOTH)
+    for imp in (a, b, c):
+        events.emit(IMPRESSIONS, imp, event_id=f"imp:{imp['auction_id']}")
+    click(events, a["auction_id"], "Ad-1", T - 7100)  # joined
+    click(events, a["auction_id"], "Ad-1", T - 7000)  # a repeat: flagged, not a second label
+    click(events, a["auction_id"], "Ad-2", T - 7200 + 4000)  # after the 1 h window: late
+    click(events, c["auction_id"], "Ad-2", T - 50)  # young impression: stays pending with it
+    click(events, "Z-unknown", "Ad-1", T - 5000)  # no impression: an orphan once old
+    await events.close()
+
+    common: dict[str, Any] = {
+        "group": "g",
+        "consumer": "c1",
+        "window_s": 3600,
+        "delta": 10.0,
+        "ctr_model": DEFAULT_CTR_MODEL,
+        "weights": ObjectiveWeights(),
+    }
+    first = await export(redis, tmp_path / "out", now=T, **common)
+    assert (first.impressions_exported, first.impressions_pending) == (2, 1)
+    assert (first.clicks_joined, first.clicks_duplicate, first.clicks_late, first.clicks_orphan) == (1, 1, 1, 1)
+    assert first.clicks_pending == 1
+    rows = [json.loads(line) for line in Path(first.files[0]).read_text().splitlines()]
+    assert {(r["auction_id"], r["ad_id"], r["clicked"]) for r in rows} == {
+        (a["auction_id"], "Ad-1", 1),
+        (a["auction_id"], "Ad-2", 0),
+    }
+    assert set(rows[0]["features"]) == {"query_relevance", "profile_relevance", "position", "extra_ads"}
+    assert rows[0]["features"]["extra_ads"] == 1.0
+
+    # An hour later C is final and its click joins; A and B are not exported again.
+    second = await export(redis, tmp_path / "out2", now=T + 4000, **common)
+    assert (second.impressions_exported, second.impressions_pending, second.clicks_joined) == (1, 0, 1)
+    rows = [json.loads(line) for line in Path(second.files[0]).read_text().splitlines()]
+    assert {(r["auction_id"], r["ad_id"], r["clicked"]) for r in rows} == {
+        (c["auction_id"], "Ad-1", 0),
+        (c["auction_id"], "Ad-2", 1),
+    }
+    third = await export(redis, tmp_path / "out3", now=T + 8000, **common)
+    assert third.impressions_exported == 0
+    assert third.files == []
+
+
+async def test_dpo_pairs_best_against_every_sample_more_than_delta_below(redis: aioredis.Redis, tmp_path: Path) -> None:
+    samples = [
+        "Get @ArchGuard Stability Runner@[Ad-1] for flat feet.",  # high bid, relevant
+        "Look for arch support.",  # no ad
+        "Try @Nike Air@[Ad-999] and [Ad-3].",  # two format errors
+        "@BrewMaster Burr Grinder@[Ad-3] makes coffee.",  # irrelevant ad
+    ]
+    imp = impression("D", T - 7200, samples, None)
+    events = EventLog(redis, Spool(tmp_path / "spool.jsonl"))
+    await events.start()
+    events.emit(IMPRESSIONS, imp, event_id="imp:D")
+    await events.close()
+
+    report = await export(
+        redis,
+        tmp_path / "out",
+        group="g",
+        consumer="c1",
+        window_s=3600,
+        delta=10.0,
+        ctr_model=DEFAULT_CTR_MODEL,
+        weights=ObjectiveWeights(),
+        now=T,
+    )
+    pairs = [json.loads(line) for line in Path(report.files[1]).read_text().splitlines()]
+    scores = sample_objectives(imp, DEFAULT_CTR_MODEL, ObjectiveWeights())
+    best = max(range(4), key=lambda i: scores[i])
+    expected = {samples[i] for i in range(4) if scores[best] - scores[i] > 10}
+    assert best == 0
+    assert samples[2] in expected
+    assert {p["rejected"][0]["content"] for p in pairs} == expected
+    assert all(p["chosen"] == [{"role": "assistant", "content": samples[0]}] for p in pairs)
+    assert all(p["prompt"] == [dict(m) for m in build_messages(CONTEXT)] for p in pairs)
+    assert report.dpo_contexts == 1
+
+
+def write_ctr_rows(path: Path, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for i in range(n):
+            rel = rng.random()
+            clicked = rng.random() < 1 / (1 + math.exp(-(-2.0 + 3.0 * rel)))
+            features = {"query_relevance": rel, "profile_relevance": rng.random(), "position": rng.random()}
+            row = {"auction_id": f"a{i}", "ad_id": "x", "features": {**features, "extra_ads": 0.0}}
+            f.write(json.dumps({**row, "clicked": int(clicked)}) + "\n")
+
+
+def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
+    data = tmp_path / "ctr.jsonl"
+    write_ctr_rows(data, 2000, seed=7)
+    out = tmp_path / "ctr-model.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.training", "fit-ctr", str(data), "--out", str(out), "--version", "ctr-test-1"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["rows"] == 2000
+    assert report["version"] == "ctr-test-1"
+    model = load_ctr_model(out)
+    assert model.coefficients["query_relevance"] > 1.5  # data generated with +3.0
+    assert abs(model.coefficients["profile_relevance"]) < 0.6  # and 0 here
+    loaded = service_ctr_model(Settings(secret_key="s" * 40, ctr_model_path=out))
+    assert loaded.version == "ctr-test-1"
+
+
+async def test_export_cli_against_redis_url(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    events = EventLog(redis, Spool(tmp_path / "spool.jsonl"))
+    await events.start()
+    imp = impression("E", time.time() - 10, [BOTH], BOTH)
+    events.emit(IMPRESSIONS, imp, event_id="imp:E")
+    await events.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "service.training", "export", "--out-dir", str(tmp_path / "out"), "--window-s", "0"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "REDIS_URL": redis_server.url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["impressions_exported"] == 1
+    assert report["ctr_rows"] == 2
+    assert "events read" in result.stderr  # the progress bar
