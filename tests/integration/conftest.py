@@ -3,6 +3,7 @@ with the default model, reached over HTTP on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -10,15 +11,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 
 from service.data import catalog as bundled_catalog
+from service.storage.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 300
@@ -41,10 +44,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SERVICE_DB = 1  # the service's Redis database; the Redis-only suites use db 0
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Server]:
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    workdir = tmp_path_factory.mktemp("server")
+    log_path = workdir / "serve.log"
     env = {
         **os.environ,
         "PORT": str(port),
@@ -55,6 +62,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "AUCTION_DEFAULT_MAX_TOKENS": "24",
         "AUCTION_GENERATION_TIMEOUT_S": str(GENERATION_TIMEOUT_S),
         "AUCTION_LOG_LEVEL": "info",
+        "REDIS_URL": redis_server.url.rsplit("/", 1)[0] + f"/{SERVICE_DB}",
+        "AUCTION_SPOOL_PATH": str(workdir / "spool" / "events.jsonl"),
+        "AUCTION_EVENT_RETRY_INTERVAL_S": "0.5",
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -83,6 +93,34 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def service_redis(redis_server: RedisServer) -> Iterator[SyncRedis]:
+    """A client on the service's Redis database (restarting the server if a test left it stopped)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    connection = SyncRedis.from_url(redis_server.url.rsplit("/", 1)[0] + f"/{SERVICE_DB}")
+    yield connection
+    connection.close()
+
+
+def clear_sample_cache(redis: SyncRedis) -> None:
+    """Make the next auction generate for real (tests of the engine itself)."""
+    keys = list(redis.scan_iter("samples:*"))
+    if keys:
+        redis.delete(*keys)
+
+
+def events_of(redis: SyncRedis, stream: str, auction_id: str) -> list[tuple[dict[str, Any], bool]]:
+    """(event, flagged duplicate) for every entry of ``stream`` about ``auction_id``."""
+    reply: Any = redis.xrange(stream)
+    out = []
+    for _, fields in reply:
+        event = json.loads(fields[b"data"])
+        if event["auction_id"] == auction_id:
+            out.append((event, fields[b"dup"] == b"1"))
+    return out
 
 
 @pytest.fixture
@@ -115,6 +153,41 @@ def catalog_request(catalog: dict[str, Any], n_ads: int = 6, query_index: int = 
         "ads": ads,
         "options": options,
     }
+
+
+@pytest.fixture(scope="session")
+def exposed_auction(server: Server, catalog: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(request, response) of a real auction whose served answer exposes ``request["ads"][0]``.
+
+    The untrained model rarely places ads, so the query asks it to copy a marker (DESIGN.md §7). Find a seed whose
+    K samples expose the ad, then repeat that auction until the uniform draw serves an exposing sample.
+    """
+    request = catalog_request(catalog, n_ads=4, samples=8, max_tokens=48)
+    target = request["ads"][0]
+    marker = f"@{target['title']}@[{target['id']}]"
+    request["query"] = f"Write one sentence recommending {marker} and keep the text {marker} unchanged."
+    with httpx.Client(base_url=server.base_url, timeout=120) as http:
+        for seed in range(1, 9):
+            request["options"]["seed"] = seed
+            body = http.post("/v1/auctions", json=request).json()
+            if body["ads"][0]["exposure_rate"] > 0:
+                break
+        else:
+            pytest.fail("the model never copied the marker in 8×8 samples")
+        for _ in range(30):  # repeats are sample-cache hits: each is a fresh uniform draw among the same K
+            if body["ads"][0]["exposed"]:
+                return request, body
+            body = http.post("/v1/auctions", json=request).json()
+    pytest.fail("30 uniform draws never served one of the exposing samples")
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -12,11 +12,18 @@ from typing import Any
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 
 from service.mechanism.ctr import DEFAULT_CTR_MODEL, ctr_row
 from service.mechanism.exposure import parse
 from service.mechanism.types import Ad, AuctionContext
-from tests.integration.conftest import GENERATION_TIMEOUT_S, Server, catalog_request, metric_value
+from tests.integration.conftest import (
+    GENERATION_TIMEOUT_S,
+    Server,
+    catalog_request,
+    clear_sample_cache,
+    metric_value,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -67,10 +74,15 @@ def test_auction_serves_one_of_its_k_samples(client: httpx.Client, catalog: dict
     assert body["format_errors"] == len(exposures[body["served_index"]].errors)
 
 
-def test_seeded_requests_are_reproducible(client: httpx.Client, catalog: dict[str, Any]) -> None:
+def test_seeded_requests_are_reproducible(
+    client: httpx.Client, catalog: dict[str, Any], service_redis: SyncRedis
+) -> None:
     request = catalog_request(catalog, query_index=3, samples=4, max_tokens=24, seed=1234, return_samples=True)
     first = client.post("/v1/auctions", json=request).json()
+    clear_sample_cache(service_redis)  # the second run must come from the engine, not the cache
     second = client.post("/v1/auctions", json=request).json()
+    assert not first["cache_hit"]
+    assert not second["cache_hit"]
     assert first["auction_id"] != second["auction_id"]
     assert first["sample_texts"] == second["sample_texts"]
     assert first["prompt_hash"] == second["prompt_hash"]
@@ -83,29 +95,13 @@ def test_seeded_requests_are_reproducible(client: httpx.Client, catalog: dict[st
     assert not set(third["sample_texts"]) & set(first["sample_texts"])
 
 
-def test_exposed_ad_is_rendered_as_a_signed_link_that_redirects(client: httpx.Client, catalog: dict[str, Any]) -> None:
-    request = catalog_request(catalog, n_ads=4, samples=8, max_tokens=48)
+def test_exposed_ad_is_rendered_as_a_signed_link_that_redirects(
+    client: httpx.Client, exposed_auction: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    request, body = exposed_auction
     target = request["ads"][0]
     marker = f"@{target['title']}@[{target['id']}]"
-    request["query"] = f"Write one sentence recommending {marker} and keep the text {marker} unchanged."
-
-    # Find a seed whose K samples expose the ad (the model copies the marker in some samples), then repeat that
-    # auction until the uniform draw serves an exposing sample.
-    seeded: dict[str, Any] | None = None
-    for seed in range(1, 9):
-        request["options"]["seed"] = seed
-        body = client.post("/v1/auctions", json=request).json()
-        if body["ads"][0]["exposure_rate"] > 0:
-            seeded = request
-            break
-    assert seeded is not None, "the model never copied the marker in 8×8 samples"
-    for _ in range(30):
-        if body["ads"][0]["exposed"]:
-            break
-        body = client.post("/v1/auctions", json=seeded).json()
     result = body["ads"][0]
-    assert result["exposed"], "30 uniform draws never served one of the exposing samples"
-
     assert result["itctr"] > 0
     assert result["expected_payment"] > 0
     assert marker in body["raw_text"]
