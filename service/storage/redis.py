@@ -7,6 +7,7 @@ everysec``) in a data dir of the project, and stopped with SIGTERM (Redis fsyncs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -153,13 +154,26 @@ def running_embedded_url(data_dir: Path) -> str | None:
 async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """A client for REDIS_URL; else for the embedded server on the data dir, started here (and stopped on exit)
     unless one is already running there — two servers must never share one AOF."""
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         url = settings.redis_url or running_embedded_url(settings.redis_data_dir)
         if url is None:
             server = RedisServer(find_redis_server(settings.redis_server_binary), settings.redis_data_dir)
             url = stack.enter_context(server.running()).url
+            watchdog = asyncio.create_task(_restart_when_dead(server), name="embedded-redis-watchdog")
+            stack.callback(watchdog.cancel)
         redis = client(url, settings.redis_timeout_s)
-        try:
-            yield redis
-        finally:
-            await redis.aclose()
+        stack.push_async_callback(redis.aclose)
+        yield redis
+
+
+async def _restart_when_dead(server: RedisServer, interval_s: float = 1.0) -> None:
+    """The embedded server is ours to keep alive: if it dies, start it again on the same port and AOF (events
+    meanwhile wait in the spool)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        if server.process is not None and server.process.poll() is not None:
+            logger.warning("embedded redis-server exited with %s; restarting it", server.process.returncode)
+            try:
+                await asyncio.to_thread(server.start)
+            except RuntimeError:
+                logger.exception("could not restart the embedded redis-server")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -28,9 +31,30 @@ async def test_embedded_server_starts_with_aof_and_stops(tmp_path: Path) -> None
     assert not (tmp_path / "redis.url").exists()
     assert (tmp_path / "redis.log").exists()
     stopped = client(url, timeout_s=0.5)
+    await asyncio.sleep(1.5)  # the watchdog is gone too: nothing restarts the server
     with pytest.raises(RedisConnectionError):  # the server stopped with the context
         await stopped.ping()
     await stopped.aclose()
+
+
+async def test_embedded_server_is_restarted_when_it_dies(tmp_path: Path) -> None:
+    settings = Settings(secret_key="s" * 40, redis_url=None, redis_data_dir=tmp_path)
+    async with open_redis(settings) as redis:
+        await redis.set("kept", "1")
+        await redis.config_set("appendfsync", "always")  # so that SIGKILL loses nothing
+        await redis.set("kept", "2")
+        pid = int((await redis.info("server"))["process_id"])
+        os.kill(pid, signal.SIGKILL)  # a crash, not a clean shutdown
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            try:
+                if await redis.get("kept") == b"2":
+                    break
+            except RedisConnectionError:
+                pass
+            assert asyncio.get_running_loop().time() < deadline, "the embedded server was not restarted"
+            await asyncio.sleep(0.2)
+        assert int((await redis.info("server"))["process_id"]) != pid
 
 
 def generation() -> Generation:
