@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import time
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -79,7 +79,7 @@ class EventLog:
     # -- producer side (request path: never awaits) ------------------------------------------------------------
 
     def emit(self, stream: str, event: dict[str, Any], *, event_id: str, once: str | None = None) -> None:
-        record = {"stream": stream, "id": event_id, "once": once, "data": json.dumps(event, ensure_ascii=False)}
+        record = {"stream": stream, "id": event_id, "once": once, "data": orjson.dumps(event).decode()}
         try:
             self._queue.put_nowait(record)
             self._count(stream, "queued")

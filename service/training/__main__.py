@@ -31,6 +31,7 @@ def export(
     ] = 3600.0,
     delta: Annotated[float, typer.Option(help="DPO pair threshold δ in objective units (paper: 10)")] = 10.0,
     ctr_model: Annotated[Path | None, typer.Option(help="CTR model JSON for the DPO objective")] = None,
+    final: Annotated[bool, typer.Option(help="Export every impression now, without waiting out its window")] = False,
     group: Annotated[str, typer.Option(help="Consumer group")] = "training-export",
     consumer: Annotated[str, typer.Option(help="Consumer name within the group")] = "exporter",
 ) -> None:
@@ -52,6 +53,7 @@ def export(
                     delta=delta,
                     ctr_model=model,
                     weights=weights,
+                    final=final,
                     progress=bar.update,
                 )
         typer.echo(json.dumps(dataclasses.asdict(report), indent=2))

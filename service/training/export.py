@@ -5,13 +5,15 @@ impression older than the join window is *final*: its CTR rows (labels from the 
 within the window) and DPO pairs are written, and it is acknowledged with its clicks. Younger impressions and
 their clicks stay pending, so the next run sees them again: late clicks are tolerated. A click whose impression
 is not among the entries read (already exported, or never logged) is acknowledged as an orphan once it is older
-than the window. Files are written (and fsynced) before anything is acknowledged.
+than the window. Files are written (and fsynced) before anything is acknowledged. ``final`` exports everything
+at once (the end of a run); clicks still only count within the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -111,11 +113,13 @@ async def export(
     ctr_model: CTRModel,
     weights: ObjectiveWeights,
     now: float | None = None,
+    final: bool = False,
     page: int = 500,
     progress: Callable[[int], None] = lambda n: None,
 ) -> ExportReport:
+    """``final``: treat every impression as final now (end of a run), instead of waiting out its window."""
     now = time.time() if now is None else now
-    cutoff = now - window_s
+    cutoff = math.inf if final else now - window_s
     for stream in (IMPRESSIONS, CLICKS):
         await ensure_group(redis, stream, group)
     impressions = await read_group(redis, IMPRESSIONS, group, consumer, page, progress)

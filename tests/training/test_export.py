@@ -199,9 +199,10 @@ async def test_export_cli_against_redis_url(redis: aioredis.Redis, redis_server:
     await events.start()
     imp = impression("E", time.time() - 10, [BOTH], BOTH)
     events.emit(IMPRESSIONS, imp, event_id="imp:E")
+    click(events, imp["auction_id"], "Ad-1", time.time() - 5)
     await events.close()
     result = subprocess.run(
-        [sys.executable, "-m", "service.training", "export", "--out-dir", str(tmp_path / "out"), "--window-s", "0"],
+        [sys.executable, "-m", "service.training", "export", "--out-dir", str(tmp_path / "out"), "--final"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "REDIS_URL": redis_server.url},
         capture_output=True,
