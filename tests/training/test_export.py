@@ -210,6 +210,9 @@ async def test_export_cli_against_redis_url(redis: aioredis.Redis, redis_server:
         check=True,
     )
     report = json.loads(result.stdout)
+    # --final: the impression is 10 s old, yet exported now, with its click joined.
     assert report["impressions_exported"] == 1
     assert report["ctr_rows"] == 2
+    assert report["clicks_joined"] == 1
+    assert report["ctr_positives"] == 1
     assert "events read" in result.stderr  # the progress bar
