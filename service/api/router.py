@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import AuctionServiceDep, EngineDep
 from service.api.protocol import AuctionRequest, AuctionResponse, ErrorResponse
+from service.errors import ServiceError
+from service.observability import metrics
 
 router = APIRouter()
 
@@ -35,5 +37,10 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
 async def readyz(engine: EngineDep) -> dict[str, str]:
     """The engine is loaded and answering."""
-    await engine.check_health()
+    try:
+        await engine.check_health()
+    except ServiceError:
+        metrics.ENGINE_READY.set(0)
+        raise
+    metrics.ENGINE_READY.set(1)
     return {"status": "ready", "model": engine.model_name}

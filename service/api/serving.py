@@ -16,8 +16,8 @@ from typing import Any
 from service.api.protocol import AdResult, AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner, ClickTarget
 from service.config import Settings
-from service.engine.base import Engine, SamplingRequest
-from service.errors import InvalidRequest
+from service.engine.base import Engine, Generation, SamplingRequest
+from service.errors import InvalidRequest, ServiceError
 from service.events.log import IMPRESSIONS, EventLog
 from service.events.schema import impression_event
 from service.mechanism import auction, exposure
@@ -25,6 +25,8 @@ from service.mechanism.ctr import CTRModel
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import build_prompt
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+from service.observability import log_context, metrics
+from service.observability.timing import StageClock
 from service.storage.sample_cache import SampleCache, cache_key
 
 
@@ -68,6 +70,10 @@ class AuctionService:
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
 
+    @property
+    def ctr_model_version(self) -> str:
+        return self._ctr_model.version
+
     def sampling_for(self, request: AuctionRequest) -> SamplingRequest:
         options, settings = request.options, self._settings
         return SamplingRequest(
@@ -80,8 +86,23 @@ class AuctionService:
         )
 
     async def run(self, request: AuctionRequest, request_id: str | None = None) -> AuctionResponse:
-        started = time.perf_counter()
         auction_id = uuid.uuid4().hex
+        log_context.auction_id.set(auction_id)
+        started = time.perf_counter()
+        try:
+            response = await self._run(request, auction_id, request_id)
+        except ServiceError as exc:
+            metrics.AUCTIONS.labels(exc.error_type).inc()
+            raise
+        except asyncio.CancelledError:
+            metrics.AUCTIONS.labels("client_closed_request").inc()
+            raise
+        metrics.AUCTIONS.labels("ok").inc()
+        metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
+        return response
+
+    async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:
+        clock = StageClock()
         context = to_context(request)
         sampling = self.sampling_for(request)
 
@@ -93,25 +114,25 @@ class AuctionService:
                 f"the prompt has {len(token_ids)} tokens; with max_tokens={sampling.max_tokens} the model "
                 f"allows {budget}: send fewer or shorter ads, or a shorter query"
             )
-        prompt_done = time.perf_counter()
+        clock.lap("prompt")
 
         key = cache_key(self._engine.model_name, prompt.hash, sampling, request.options.seed is not None)
         cached = await self._cache.get(key) if self._cache else None
+        clock.lap("cache")
         if cached is not None:
             generation, seed = cached
             sampling = dataclasses.replace(sampling, seed=seed)
         else:
-            generation = await self._engine.generate(token_ids, sampling, auction_id)
+            generation = await self._generate(token_ids, sampling, auction_id)
             if self._cache:
                 self._in_background(self._cache.put(key, generation, sampling.seed))
-        generate_done = time.perf_counter()
+        clock.lap("generate")
 
         texts = [sample.text for sample in generation.samples]
         outcome = auction.run(context, texts, auction_id, self._ctr_model, self._weights)
-        mechanism_done = time.perf_counter()
+        clock.lap("mechanism")
 
         urls = {ad.id: ad.url for ad in context.ads}
-
         prices = {ad.ad_id: ad.payment.price_per_click for ad in outcome.ads}
 
         def link(ad_id: str) -> str:
@@ -132,6 +153,8 @@ class AuctionService:
             )
             for ad in outcome.ads
         ]
+        clock.lap("render")
+
         # Logged before the response leaves: a served auction is never missing from the log.
         self._events.emit(
             IMPRESSIONS,
@@ -150,10 +173,8 @@ class AuctionService:
             ),
             event_id=f"imp:{auction_id}",
         )
-        finished = time.perf_counter()
-
-        def ms(a: float, b: float) -> float:
-            return round((b - a) * 1000, 2)
+        metrics.observe_auction(outcome, [ad.bid for ad in context.ads])
+        clock.lap("log")
 
         return AuctionResponse(
             auction_id=auction_id,
@@ -168,15 +189,26 @@ class AuctionService:
             ads=ads,
             format_errors=len(served.errors),
             objective=outcome.objectives[outcome.served_index],
-            timings_ms={
-                "prompt": ms(started, prompt_done),
-                "generate": ms(prompt_done, generate_done),
-                "mechanism": ms(generate_done, mechanism_done),
-                "render": ms(mechanism_done, finished),
-                "total": ms(started, finished),
-            },
+            timings_ms=clock.timings_ms(),
             sample_texts=texts if request.options.return_samples else None,
         )
+
+    async def _generate(self, token_ids: list[int], sampling: SamplingRequest, auction_id: str) -> Generation:
+        metrics.ENGINE_IN_FLIGHT.inc()
+        try:
+            generation = await self._engine.generate(token_ids, sampling, auction_id)
+        except ServiceError as exc:
+            metrics.ENGINE_ERRORS.labels(exc.error_type).inc()
+            raise
+        except asyncio.CancelledError:
+            metrics.ENGINE_ERRORS.labels("cancelled").inc()
+            raise
+        finally:
+            metrics.ENGINE_IN_FLIGHT.dec()
+        metrics.ENGINE_SAMPLES.inc(len(generation.samples))
+        metrics.ENGINE_PROMPT_TOKENS.inc(generation.prompt_tokens)
+        metrics.ENGINE_GENERATED_TOKENS.inc(sum(s.num_tokens for s in generation.samples))
+        return generation
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

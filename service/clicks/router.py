@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
 from service.clicks.tokens import ClickSigner
-from service.errors import EngineUnavailable, ServiceError
+from service.errors import EngineUnavailable, ExpiredClickToken, ServiceError
 from service.events.log import CLICKS, EventLog
 from service.events.schema import click_event, click_once_key
 from service.observability import metrics
@@ -43,10 +43,13 @@ EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 async def click(token: str, request: Request, signer: ClickSignerDep, events: EventLogDep) -> RedirectResponse:
     try:
         target = signer.verify(token)
-    except ServiceError:
-        metrics.CLICKS.labels("false").inc()
+    except ExpiredClickToken:
+        metrics.CLICK_REQUESTS.labels("expired").inc()
         raise
-    metrics.CLICKS.labels("true").inc()
+    except ServiceError:
+        metrics.CLICK_REQUESTS.labels("invalid").inc()
+        raise
+    metrics.CLICK_REQUESTS.labels("valid").inc()
     # Every valid click is logged with its own id; the writer flags all but the first per auction and ad.
     request_id = getattr(request.state, "request_id", None)
     events.emit(
@@ -59,5 +62,6 @@ async def click(token: str, request: Request, signer: ClickSignerDep, events: Ev
         ),
         event_id=f"click:{uuid.uuid4().hex}",  # never the caller-supplied request id
         once=click_once_key(target),
+        amount=target.price,
     )
     return RedirectResponse(target.url, status_code=302, headers={"Cache-Control": "no-store"})

@@ -27,6 +27,8 @@ def configure_environment(settings: Settings) -> None:
     os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # keep the engine's sockets on loopback
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # vLLM's records go through the service's handlers (JSON lines with request ids) instead of its own format.
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
     if Path(settings.model).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -78,8 +78,18 @@ class EventLog:
 
     # -- producer side (request path: never awaits) ------------------------------------------------------------
 
-    def emit(self, stream: str, event: dict[str, Any], *, event_id: str, once: str | None = None) -> None:
-        record = {"stream": stream, "id": event_id, "once": once, "data": orjson.dumps(event).decode()}
+    def emit(
+        self, stream: str, event: dict[str, Any], *, event_id: str, once: str | None = None, amount: float = 0.0
+    ) -> None:
+        """``once``: a key that makes repeats of this event flagged; ``amount``: revenue booked when the event is
+        first written under its ``once`` key (a click's price)."""
+        record = {
+            "stream": stream,
+            "id": event_id,
+            "once": once,
+            "amount": amount,
+            "data": orjson.dumps(event).decode(),
+        }
         try:
             self._queue.put_nowait(record)
             self._count(stream, "queued")
@@ -193,19 +203,26 @@ class EventLog:
         if self._down_since is not None:
             logger.warning("Redis is back after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
+        metrics.REDIS_UP.set(1)
         for r, result in zip(records, results, strict=True):
             stream = r["stream"]
             if replay:
                 self._count(stream, "replayed")
             if result == 0:
                 self._count(stream, "already_stored")
-            else:
-                self._count(stream, "written")
-                if result == 2:
-                    self._count(stream, "duplicate")
+                continue
+            self._count(stream, "written")
+            if r.get("once"):
+                first = result == 1
+                metrics.CLICKS_LOGGED.labels("first" if first else "repeat").inc()
+                if first and r.get("amount"):
+                    metrics.CLICK_REVENUE.inc(r["amount"])
+            if result == 2:
+                self._count(stream, "duplicate")
 
     def _redis_failed(self, exc: BaseException) -> None:
         metrics.REDIS_ERRORS.labels("event_write").inc()
+        metrics.REDIS_UP.set(0)
         if self._down_since is None:
             logger.warning("Redis write failed (%s: %s); spooling events", type(exc).__name__, exc)
             self._down_since = time.monotonic()
