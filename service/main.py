@@ -24,6 +24,7 @@ from service.mechanism.ctr import DEFAULT_CTR_MODEL, CTRModel
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import PROMPT_VERSION
 from service.middleware import RequestIdMiddleware
+from service.observability import metrics
 from service.observability.http import PrometheusMiddleware
 from service.storage.redis import open_redis
 from service.storage.sample_cache import SampleCache
