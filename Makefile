@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 MODEL_DIR := models/smollm2-135m-instruct
 
-.PHONY: setup model run test lint unit bench clean
+.PHONY: setup model run test lint unit bench clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,13 @@ lint: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit
 
-test: setup model lint
+# A real Prometheus (Debian's package) for the observability tests.
+tools:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package (needs root and apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+test: setup model lint tools
 	$(BIN)/pytest -v --durations=10
 
 bench: setup model

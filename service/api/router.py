@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,7 +11,7 @@ from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import AuctionServiceDep, EngineDep
 from service.api.protocol import AuctionRequest, AuctionResponse, ErrorResponse
 from service.errors import ServiceError
-from service.observability import metrics
+from service.observability import log_context, metrics
 
 router = APIRouter()
 
@@ -25,7 +26,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/auctions", response_model=AuctionResponse, responses=ERRORS, tags=["auctions"])
 async def create_auction(body: AuctionRequest, request: Request, service: AuctionServiceDep) -> AuctionResponse:
     """Run one auction: K samples of the answer, one served at random, ads priced at first price."""
-    return await cancel_on_disconnect(request, service.run(body, getattr(request.state, "request_id", None)))
+    auction_id = uuid.uuid4().hex
+    log_context.auction_id.set(auction_id)  # here, so that lines logged outside the auction's task carry it too
+    request_id = getattr(request.state, "request_id", None)
+    return await cancel_on_disconnect(request, service.run(body, request_id, auction_id))
 
 
 @router.get("/healthz", tags=["health"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import secrets
 import time
 import uuid
@@ -28,6 +29,8 @@ from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
 from service.observability import log_context, metrics
 from service.observability.timing import StageClock
 from service.storage.sample_cache import SampleCache, cache_key
+
+logger = logging.getLogger(__name__)
 
 
 def to_context(request: AuctionRequest) -> AuctionContext:
@@ -85,8 +88,10 @@ class AuctionService:
             seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
         )
 
-    async def run(self, request: AuctionRequest, request_id: str | None = None) -> AuctionResponse:
-        auction_id = uuid.uuid4().hex
+    async def run(
+        self, request: AuctionRequest, request_id: str | None = None, auction_id: str | None = None
+    ) -> AuctionResponse:
+        auction_id = auction_id or uuid.uuid4().hex
         log_context.auction_id.set(auction_id)
         started = time.perf_counter()
         try:
@@ -99,6 +104,16 @@ class AuctionService:
             raise
         metrics.AUCTIONS.labels("ok").inc()
         metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
+        logger.info(
+            "auction served",
+            extra={
+                "samples": response.samples,
+                "served_index": response.served_index,
+                "exposed": [ad.id for ad in response.ads if ad.exposed],
+                "cache_hit": response.cache_hit,
+                "timings_ms": response.timings_ms,
+            },
+        )
         return response
 
     async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:

@@ -99,6 +99,11 @@ class EventLog:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._redis.ping()
+            metrics.REDIS_UP.set(1)
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
         self._task = asyncio.create_task(self._run(), name="event-writer")
 
     async def flush(self, timeout_s: float = 30.0) -> None:

@@ -116,3 +116,28 @@ def observe_auction(outcome: AuctionOutcome, bids: Sequence[float]) -> None:
         if ad.itctr.stderr is not None:
             ITCTR_STDERR.observe(ad.itctr.stderr)
     EXPECTED_REVENUE.inc(outcome.expected_revenue)
+
+
+def _initialise_label_sets() -> None:
+    """Known label values start at 0, so that dashboards and alerts see a series before the first event
+    (a rate of 0, not "no data")."""
+    for outcome in ("ok", "invalid_request", "engine_timeout", "engine_unavailable", "engine_error"):
+        AUCTIONS.labels(outcome)
+    for kind in ("engine_timeout", "engine_unavailable", "engine_error", "invalid_request", "cancelled"):
+        ENGINE_ERRORS.labels(kind)
+    for result in ("hit", "miss"):
+        SAMPLE_CACHE.labels(result)
+    for where in ("served", "sample"):
+        FORMAT_ERRORS.labels(where)
+    for result in ("valid", "invalid", "expired"):
+        CLICK_REQUESTS.labels(result)
+    for result in ("first", "repeat"):
+        CLICKS_LOGGED.labels(result)
+    for stream in ("impressions", "clicks"):
+        for result in ("queued", "written", "already_stored", "duplicate", "spooled", "replayed", "dropped"):
+            EVENTS.labels(stream, result)
+    for operation in ("event_write", "cache_get", "cache_put"):
+        REDIS_ERRORS.labels(operation)
+
+
+_initialise_label_sets()
