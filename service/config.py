@@ -7,8 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import limits
 
@@ -29,7 +29,14 @@ class Settings(BaseSettings):
         default=None, description="Base of click URLs as users reach the service; default http://host:port"
     )
 
-    # Engine (vLLM in-process)
+    # Engine: vLLM in-process, or remote vLLM OpenAI-compatible servers
+    engine: Literal["inprocess", "remote"] = "inprocess"
+    remote_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="vLLM server base URLs, comma-separated (remote engine)"
+    )
+    remote_model: str | None = Field(default=None, description="Model name the servers serve; default model_name")
+    remote_connect_timeout_s: Annotated[float, Field(gt=0)] = 2.0
+    remote_health_interval_s: Annotated[float, Field(gt=0)] = 5.0
     model: str = Field(
         default=str(DEFAULT_MODEL_DIR), description="HF model folder or name; default: the bundled SmolLM2-135M"
     )
@@ -83,8 +90,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
+    @field_validator("remote_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.engine == "remote" and not self.remote_urls:
+            raise ValueError("AUCTION_ENGINE=remote needs AUCTION_REMOTE_URLS (comma-separated vLLM server URLs)")
         if self.max_model_len < limits.MAX_TOKENS + 512:
             raise ValueError(f"AUCTION_MAX_MODEL_LEN must leave room for a prompt and {limits.MAX_TOKENS} tokens")
         secret = self.secret_key.get_secret_value()

@@ -16,7 +16,7 @@ from service.api.serving import AuctionService
 from service.clicks.router import router as clicks_router
 from service.clicks.tokens import ClickSigner
 from service.config import Settings, get_settings
-from service.engine.vllm_engine import VLLMEngine
+from service.engine import open_engine
 from service.errors import install_error_handlers
 from service.events.log import EventLog
 from service.events.spool import Spool
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await events.start()
             stack.push_async_callback(events.close)
-            engine = await stack.enter_async_context(VLLMEngine.open(settings))
+            engine = await stack.enter_async_context(open_engine(settings))
             auctions = AuctionService(
                 engine=engine,
                 ctr_model=ctr_model(settings),
