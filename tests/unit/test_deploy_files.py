@@ -54,5 +54,5 @@ def test_dockerfile_targets_and_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "AS cpu" in dockerfile
     assert "AS gpu" in dockerfile
-    assert dockerfile.count("USER app") == 2
+    assert dockerfile.count("USER 10001") == 2
     assert dockerfile.count("HEALTHCHECK") == 2
