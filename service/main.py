@@ -1,5 +1,5 @@
-"""The FastAPI application: the lifespan opens Redis, the event log and the engine, builds the auction service,
-and closes them in reverse order."""
+"""The FastAPI application: the lifespan opens Redis, the engine and the event log, builds the auction service,
+and closes them in reverse order (the event log is flushed before the engine shuts down)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             redis = await stack.enter_async_context(open_redis(settings))
+            # The engine opens before the event log and closes after it: loading and shutting down the in-process
+            # engine block the event loop for seconds, which must not fall in the middle of a Redis write.
+            engine = await stack.enter_async_context(open_engine(settings))
             events = EventLog(
                 redis,
                 Spool(settings.spool_path),
@@ -63,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await events.start()
             stack.push_async_callback(events.close)
-            engine = await stack.enter_async_context(open_engine(settings))
             auctions = AuctionService(
                 engine=engine,
                 ctr_model=ctr_model(settings),
