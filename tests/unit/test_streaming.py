@@ -85,7 +85,7 @@ pieces_of_text = st.lists(
             "@ArchGuard",
             " Runner@[Ad-",
         ]
-    ),  # fmt: skip
+    ),
     max_size=25,
 ).map("".join)
 
@@ -103,7 +103,7 @@ def test_streamed_pieces_add_up_to_the_final_rendering(text: str, cuts: list[int
 def test_no_raw_marker_syntax_is_ever_shown(text: str, cuts: list[int]) -> None:
     renderer = StreamRenderer(ADS, link)
     last = 0
-    for cut in sorted({c for c in cuts if c <= len(text)}) + [len(text)]:
+    for cut in [*sorted({c for c in cuts if c <= len(text)}), len(text)]:
         renderer.feed(text[last:cut])
         last = cut
         shown = renderer.shown
