@@ -89,6 +89,11 @@ class AuctionRequest(StrictModel):
     user: User
     ads: Annotated[list[AdCandidate], Field(max_length=limits.MAX_ADS)]
     options: AuctionOptions = Field(default_factory=AuctionOptions)
+    stream: bool = Field(
+        default=False,
+        description="Stream the served answer as Server-Sent Events (OpenAI chat.completion.chunk format), "
+        "then an `auction` event with this response's fields, then `[DONE]`",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AuctionRequest:

@@ -6,10 +6,13 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 
 from service.api.cancellation import cancel_on_disconnect
 from service.api.deps import AuctionServiceDep, EngineDep
 from service.api.protocol import AuctionRequest, AuctionResponse, ErrorResponse
+from service.api.serving import StreamEvent
+from service.api.sse import auction_events
 from service.errors import ServiceError
 from service.observability import log_context, metrics
 
@@ -23,13 +26,38 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/v1/auctions", response_model=AuctionResponse, responses=ERRORS, tags=["auctions"])
-async def create_auction(body: AuctionRequest, request: Request, service: AuctionServiceDep) -> AuctionResponse:
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The auction; with `stream: true`, Server-Sent Events (see `service/api/sse.py`)",
+        "content": {"text/event-stream": {}},
+    }
+}
+
+
+@router.post("/v1/auctions", response_model=AuctionResponse, responses={**STREAM_DOC, **ERRORS}, tags=["auctions"])
+async def create_auction(body: AuctionRequest, request: Request, service: AuctionServiceDep) -> Any:
     """Run one auction: K samples of the answer, one served at random, ads priced at first price."""
     auction_id = uuid.uuid4().hex
     log_context.auction_id.set(auction_id)  # here, so that lines logged outside the auction's task carry it too
     request_id = getattr(request.state, "request_id", None)
-    return await cancel_on_disconnect(request, service.run(body, request_id, auction_id))
+    if not body.stream:
+        return await cancel_on_disconnect(request, service.run(body, request_id, auction_id))
+
+    events = service.stream(body, request_id, auction_id)
+
+    async def first_event() -> StreamEvent:
+        return await anext(events)
+
+    try:  # errors before the first words (bad prompt, engine down) still get their status code
+        first = await cancel_on_disconnect(request, first_event())
+    except BaseException:
+        await events.aclose()
+        raise
+    return StreamingResponse(
+        auction_events(first, events, auction_id, service.model_name),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/healthz", tags=["health"])

@@ -1,6 +1,8 @@
-"""Orchestration of one auction: prompt → engine (K samples) → mechanism → rendered, priced response.
+"""Orchestration of one auction: prompt → engine (K samples) → mechanism → rendered, priced response, either
+whole (``run``) or streamed while the served sample is generated (``stream``).
 
-The I/O lives here (engine call, timing); every decision is delegated to the pure ``service.mechanism`` code.
+The I/O lives here (engine calls, cache, event log, timing); every decision is delegated to the pure
+``service.mechanism`` code.
 """
 
 from __future__ import annotations
@@ -11,26 +13,65 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from service.api.protocol import AdResult, AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner, ClickTarget
 from service.config import Settings
-from service.engine.base import Engine, Generation, SamplingRequest
+from service.engine.base import Engine, Generation, Sample, SamplingRequest
 from service.errors import InvalidRequest, ServiceError
 from service.events.log import IMPRESSIONS, EventLog
 from service.events.schema import impression_event
 from service.mechanism import auction, exposure
 from service.mechanism.ctr import CTRModel
 from service.mechanism.objective import ObjectiveWeights
-from service.mechanism.prompt import build_prompt
+from service.mechanism.payments import first_price
+from service.mechanism.prompt import Prompt, build_prompt
+from service.mechanism.streaming import StreamRenderer
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
 from service.observability import log_context, metrics
 from service.observability.timing import StageClock
 from service.storage.sample_cache import SampleCache, cache_key
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An auction ready for the engine."""
+
+    auction_id: str
+    context: AuctionContext
+    sampling: SamplingRequest
+    prompt: Prompt
+    token_ids: list[int]
+    seeded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """Rendered text of the served answer, safe to show."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The served answer is complete (``finish_reason``); the auction result follows."""
+
+    finish_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """All K samples are in: the priced auction."""
+
+    response: AuctionResponse
+
+
+StreamEvent = StreamDelta | StreamEnd | StreamResult
 
 
 def to_context(request: AuctionRequest) -> AuctionContext:
@@ -77,6 +118,10 @@ class AuctionService:
     def ctr_model_version(self) -> str:
         return self._ctr_model.version
 
+    @property
+    def model_name(self) -> str:
+        return self._engine.model_name
+
     def sampling_for(self, request: AuctionRequest) -> SamplingRequest:
         options, settings = request.options, self._settings
         return SamplingRequest(
@@ -87,6 +132,29 @@ class AuctionService:
             # Always seeded, so that every logged auction can be replayed exactly.
             seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
         )
+
+    def prepare(self, request: AuctionRequest, auction_id: str | None = None) -> Prepared:
+        """Context, sampling and prompt; raises ``InvalidRequest`` when the prompt does not fit the model."""
+        context = to_context(request)
+        sampling = self.sampling_for(request)
+        prompt = build_prompt(context, self._engine.tokenizer.render_chat)
+        token_ids = self._engine.tokenizer.encode(prompt.text)
+        budget = self._engine.max_model_len - sampling.max_tokens
+        if len(token_ids) > budget:
+            raise InvalidRequest(
+                f"the prompt has {len(token_ids)} tokens; with max_tokens={sampling.max_tokens} the model "
+                f"allows {budget}: send fewer or shorter ads, or a shorter query"
+            )
+        return Prepared(
+            auction_id=auction_id or uuid.uuid4().hex,
+            context=context,
+            sampling=sampling,
+            prompt=prompt,
+            token_ids=token_ids,
+            seeded=request.options.seed is not None,
+        )
+
+    # -- whole answers ------------------------------------------------------------------------------------------
 
     async def run(
         self, request: AuctionRequest, request_id: str | None = None, auction_id: str | None = None
@@ -104,6 +172,266 @@ class AuctionService:
             raise
         metrics.AUCTIONS.labels("ok").inc()
         metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
+        self._log_served(response)
+        return response
+
+    async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:
+        clock = StageClock()
+        prepared = self.prepare(request, auction_id)
+        clock.lap("prompt")
+
+        key = cache_key(self._engine.model_name, prepared.prompt.hash, prepared.sampling, prepared.seeded)
+        cached = await self._cache.get(key) if self._cache else None
+        clock.lap("cache")
+        if cached is not None:
+            generation, seed = cached
+            prepared = dataclasses.replace(prepared, sampling=dataclasses.replace(prepared.sampling, seed=seed))
+        else:
+            generation = await self._generate(prepared)
+            if self._cache:
+                self._in_background(self._cache.put(key, generation, prepared.sampling.seed))
+        clock.lap("generate")
+
+        outcome = auction.run(
+            prepared.context, [s.text for s in generation.samples], auction_id, self._ctr_model, self._weights
+        )
+        clock.lap("mechanism")
+        link = self._links(prepared)
+        text = exposure.render(outcome.served, link)
+        clock.lap("render")
+        self._log_impression(prepared, generation, outcome, request_id, cache_hit=cached is not None)
+        clock.lap("log")
+        return self._response(
+            prepared, generation, outcome, text, link, clock, cache_hit=cached is not None, request=request
+        )
+
+    # -- streamed answers ---------------------------------------------------------------------------------------
+
+    async def stream(
+        self, request: AuctionRequest, request_id: str | None = None, auction_id: str | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The served sample's rendered text as it is generated, then the priced auction once all K are in.
+
+        The served index is drawn before generation (from the auction id, as for whole answers), so the stream
+        is still a uniform draw among the K. If the consumer stops early (client gone), all K samples are
+        aborted and the impression is logged as cut short, without pricing.
+        """
+        auction_id = auction_id or uuid.uuid4().hex
+        log_context.auction_id.set(auction_id)
+        started = time.perf_counter()
+        clock = StageClock()
+        prepared = self.prepare(request, auction_id)
+        clock.lap("prompt")
+        served_index = auction.draw_served_index(auction_id, prepared.sampling.n)
+        link = self._links(prepared)
+        renderer = StreamRenderer(prepared.context.ads, link)
+        texts = [""] * prepared.sampling.n
+        tokens = [0] * prepared.sampling.n
+        finish: list[str | None] = [None] * prepared.sampling.n
+        first_shown: float | None = None
+        finished = failed = False
+        metrics.STREAMS_ACTIVE.inc()
+        try:
+            key = cache_key(self._engine.model_name, prepared.prompt.hash, prepared.sampling, prepared.seeded)
+            cached = await self._cache.get(key) if self._cache else None
+            clock.lap("cache")
+            if cached is not None:
+                generation, seed = cached
+                prepared = dataclasses.replace(prepared, sampling=dataclasses.replace(prepared.sampling, seed=seed))
+                for sample in generation.samples:
+                    texts[sample.index], tokens[sample.index] = sample.text, sample.num_tokens
+                    finish[sample.index] = sample.finish_reason
+                piece = renderer.feed(texts[served_index]) + renderer.finish()
+                first_shown = time.perf_counter()
+                yield StreamDelta(piece)
+                yield StreamEnd(finish[served_index])
+            else:
+                metrics.ENGINE_IN_FLIGHT.inc()
+                try:
+                    async for delta in self._engine.stream(prepared.token_ids, prepared.sampling, auction_id):
+                        texts[delta.index] += delta.text
+                        tokens[delta.index] += delta.num_tokens
+                        if delta.finish_reason is not None:
+                            finish[delta.index] = delta.finish_reason
+                        if delta.index != served_index:
+                            continue
+                        piece = renderer.feed(delta.text)
+                        if delta.finish_reason is not None:
+                            piece += renderer.finish()
+                        if piece:
+                            if first_shown is None:
+                                first_shown = time.perf_counter()
+                                metrics.STREAM_TTFT.observe(first_shown - started)
+                            yield StreamDelta(piece)
+                        if delta.finish_reason is not None:
+                            yield StreamEnd(delta.finish_reason)
+                except ServiceError as exc:
+                    metrics.ENGINE_ERRORS.labels(exc.error_type).inc()
+                    raise
+                finally:
+                    metrics.ENGINE_IN_FLIGHT.dec()
+                generation = Generation(
+                    samples=tuple(Sample(i, texts[i], finish[i], tokens[i]) for i in range(prepared.sampling.n)),
+                    prompt_tokens=len(prepared.token_ids),
+                    cached_prompt_tokens=None,
+                )
+                self._count_generation(generation)
+                if self._cache:
+                    self._in_background(self._cache.put(key, generation, prepared.sampling.seed))
+            clock.lap("generate")
+            outcome = auction.run(
+                prepared.context, [s.text for s in generation.samples], auction_id, self._ctr_model, self._weights
+            )
+            clock.lap("mechanism")
+            self._log_impression(prepared, generation, outcome, request_id, cache_hit=cached is not None)
+            clock.lap("log")
+            response = self._response(
+                prepared,
+                generation,
+                outcome,
+                renderer.shown,
+                link,
+                clock,
+                cache_hit=cached is not None,
+                request=request,
+            )
+            finished = True
+            metrics.AUCTIONS.labels("ok").inc()
+            metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
+            metrics.STREAMS.labels("completed").inc()
+            self._log_served(response)
+            yield StreamResult(response)
+        except ServiceError as exc:
+            failed = True
+            metrics.AUCTIONS.labels(exc.error_type).inc()
+            metrics.STREAMS.labels("error").inc()
+            raise
+        finally:
+            metrics.STREAMS_ACTIVE.dec()
+            metrics.STREAM_DURATION.observe(time.perf_counter() - started)
+            if not finished and not failed:
+                # The client left mid-answer: keep what was generated and shown, for the
+                # record and for training, but price nothing: the answer was never completed.
+                metrics.STREAMS.labels("cut_short").inc()
+                partial = Generation(
+                    samples=tuple(Sample(i, texts[i], finish[i], tokens[i]) for i in range(prepared.sampling.n)),
+                    prompt_tokens=len(prepared.token_ids),
+                    cached_prompt_tokens=None,
+                )
+                outcome = auction.run(prepared.context, texts, auction_id, self._ctr_model, self._weights)
+                self._log_impression(prepared, partial, outcome, request_id, cache_hit=False, shown_text=renderer.shown)
+
+    # -- shared pieces ------------------------------------------------------------------------------------------
+
+    async def _generate(self, prepared: Prepared) -> Generation:
+        metrics.ENGINE_IN_FLIGHT.inc()
+        try:
+            generation = await self._engine.generate(prepared.token_ids, prepared.sampling, prepared.auction_id)
+        except ServiceError as exc:
+            metrics.ENGINE_ERRORS.labels(exc.error_type).inc()
+            raise
+        except asyncio.CancelledError:
+            metrics.ENGINE_ERRORS.labels("cancelled").inc()
+            raise
+        finally:
+            metrics.ENGINE_IN_FLIGHT.dec()
+        self._count_generation(generation)
+        return generation
+
+    @staticmethod
+    def _count_generation(generation: Generation) -> None:
+        metrics.ENGINE_SAMPLES.inc(len(generation.samples))
+        metrics.ENGINE_PROMPT_TOKENS.inc(generation.prompt_tokens)
+        metrics.ENGINE_GENERATED_TOKENS.inc(sum(s.num_tokens for s in generation.samples))
+
+    def _links(self, prepared: Prepared) -> Callable[[str], str]:
+        """Signed click URLs, one per ad for the whole auction (the same URL in the text and in ``ads[]``)."""
+        ads = {ad.id: ad for ad in prepared.context.ads}
+        made: dict[str, str] = {}
+
+        def link(ad_id: str) -> str:
+            if ad_id not in made:
+                price = first_price(ads[ad_id], 0.0).price_per_click  # the price does not depend on ITCTR
+                made[ad_id] = self._clicks.url(ClickTarget(prepared.auction_id, ad_id, ads[ad_id].url, price))
+            return made[ad_id]
+
+        return link
+
+    def _log_impression(
+        self,
+        prepared: Prepared,
+        generation: Generation,
+        outcome: auction.AuctionOutcome,
+        request_id: str | None,
+        cache_hit: bool,
+        shown_text: str | None = None,
+    ) -> None:
+        # Logged before the response leaves: a served auction is never missing from the log.
+        self._events.emit(
+            IMPRESSIONS,
+            impression_event(
+                auction_id=prepared.auction_id,
+                timestamp=time.time(),
+                request_id=request_id,
+                model=self._engine.model_name,
+                ctr_model_version=self._ctr_model.version,
+                context=prepared.context,
+                prompt=prepared.prompt,
+                sampling=prepared.sampling,
+                generation=generation,
+                outcome=outcome,
+                cache_hit=cache_hit,
+                shown_text=shown_text,
+            ),
+            event_id=f"imp:{prepared.auction_id}",
+        )
+        if shown_text is None:
+            metrics.observe_auction(outcome, [ad.bid for ad in prepared.context.ads])
+
+    def _response(
+        self,
+        prepared: Prepared,
+        generation: Generation,
+        outcome: auction.AuctionOutcome,
+        text: str,
+        link: Callable[[str], str],
+        clock: StageClock,
+        cache_hit: bool,
+        request: AuctionRequest,
+    ) -> AuctionResponse:
+        served = outcome.served
+        texts = [s.text for s in generation.samples]
+        return AuctionResponse(
+            auction_id=prepared.auction_id,
+            text=text,
+            raw_text=served.text,
+            served_index=outcome.served_index,
+            samples=len(texts),
+            model=self._engine.model_name,
+            prompt_hash=prepared.prompt.hash,
+            seed=prepared.sampling.seed,
+            cache_hit=cache_hit,
+            ads=[
+                AdResult(
+                    id=ad.ad_id,
+                    exposed=ad.exposed_in_served,
+                    itctr=ad.itctr.mean,
+                    itctr_stderr=ad.itctr.stderr,
+                    exposure_rate=ad.itctr.exposure_rate,
+                    expected_payment=ad.payment.expected_payment,
+                    price_per_click=ad.payment.price_per_click,
+                    click_url=link(ad.ad_id) if ad.exposed_in_served else None,
+                )
+                for ad in outcome.ads
+            ],
+            format_errors=len(served.errors),
+            objective=outcome.objectives[outcome.served_index],
+            timings_ms=clock.timings_ms(),
+            sample_texts=texts if request.options.return_samples else None,
+        )
+
+    @staticmethod
+    def _log_served(response: AuctionResponse) -> None:
         logger.info(
             "auction served",
             extra={
@@ -114,116 +442,6 @@ class AuctionService:
                 "timings_ms": response.timings_ms,
             },
         )
-        return response
-
-    async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:
-        clock = StageClock()
-        context = to_context(request)
-        sampling = self.sampling_for(request)
-
-        prompt = build_prompt(context, self._engine.tokenizer.render_chat)
-        token_ids = self._engine.tokenizer.encode(prompt.text)
-        budget = self._engine.max_model_len - sampling.max_tokens
-        if len(token_ids) > budget:
-            raise InvalidRequest(
-                f"the prompt has {len(token_ids)} tokens; with max_tokens={sampling.max_tokens} the model "
-                f"allows {budget}: send fewer or shorter ads, or a shorter query"
-            )
-        clock.lap("prompt")
-
-        key = cache_key(self._engine.model_name, prompt.hash, sampling, request.options.seed is not None)
-        cached = await self._cache.get(key) if self._cache else None
-        clock.lap("cache")
-        if cached is not None:
-            generation, seed = cached
-            sampling = dataclasses.replace(sampling, seed=seed)
-        else:
-            generation = await self._generate(token_ids, sampling, auction_id)
-            if self._cache:
-                self._in_background(self._cache.put(key, generation, sampling.seed))
-        clock.lap("generate")
-
-        texts = [sample.text for sample in generation.samples]
-        outcome = auction.run(context, texts, auction_id, self._ctr_model, self._weights)
-        clock.lap("mechanism")
-
-        urls = {ad.id: ad.url for ad in context.ads}
-        prices = {ad.ad_id: ad.payment.price_per_click for ad in outcome.ads}
-
-        def link(ad_id: str) -> str:
-            return self._clicks.url(ClickTarget(auction_id, ad_id, urls[ad_id], prices[ad_id]))
-
-        served = outcome.served
-        text = exposure.render(served, link)
-        ads = [
-            AdResult(
-                id=ad.ad_id,
-                exposed=ad.exposed_in_served,
-                itctr=ad.itctr.mean,
-                itctr_stderr=ad.itctr.stderr,
-                exposure_rate=ad.itctr.exposure_rate,
-                expected_payment=ad.payment.expected_payment,
-                price_per_click=ad.payment.price_per_click,
-                click_url=link(ad.ad_id) if ad.exposed_in_served else None,
-            )
-            for ad in outcome.ads
-        ]
-        clock.lap("render")
-
-        # Logged before the response leaves: a served auction is never missing from the log.
-        self._events.emit(
-            IMPRESSIONS,
-            impression_event(
-                auction_id=auction_id,
-                timestamp=time.time(),
-                request_id=request_id,
-                model=self._engine.model_name,
-                ctr_model_version=self._ctr_model.version,
-                context=context,
-                prompt=prompt,
-                sampling=sampling,
-                generation=generation,
-                outcome=outcome,
-                cache_hit=cached is not None,
-            ),
-            event_id=f"imp:{auction_id}",
-        )
-        metrics.observe_auction(outcome, [ad.bid for ad in context.ads])
-        clock.lap("log")
-
-        return AuctionResponse(
-            auction_id=auction_id,
-            text=text,
-            raw_text=served.text,
-            served_index=outcome.served_index,
-            samples=len(texts),
-            model=self._engine.model_name,
-            prompt_hash=prompt.hash,
-            seed=sampling.seed,
-            cache_hit=cached is not None,
-            ads=ads,
-            format_errors=len(served.errors),
-            objective=outcome.objectives[outcome.served_index],
-            timings_ms=clock.timings_ms(),
-            sample_texts=texts if request.options.return_samples else None,
-        )
-
-    async def _generate(self, token_ids: list[int], sampling: SamplingRequest, auction_id: str) -> Generation:
-        metrics.ENGINE_IN_FLIGHT.inc()
-        try:
-            generation = await self._engine.generate(token_ids, sampling, auction_id)
-        except ServiceError as exc:
-            metrics.ENGINE_ERRORS.labels(exc.error_type).inc()
-            raise
-        except asyncio.CancelledError:
-            metrics.ENGINE_ERRORS.labels("cancelled").inc()
-            raise
-        finally:
-            metrics.ENGINE_IN_FLIGHT.dec()
-        metrics.ENGINE_SAMPLES.inc(len(generation.samples))
-        metrics.ENGINE_PROMPT_TOKENS.inc(generation.prompt_tokens)
-        metrics.ENGINE_GENERATED_TOKENS.inc(sum(s.num_tokens for s in generation.samples))
-        return generation
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

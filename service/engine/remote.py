@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 
 from service.config import Settings
-from service.engine.base import SEED_STRIDE, Generation, Sample, SamplingRequest
+from service.engine.base import SEED_STRIDE, Generation, Sample, SampleDelta, SamplingRequest
 from service.engine.tokenizer import HFChatTokenizer
 from service.errors import EngineFailure, EngineTimeout, EngineUnavailable, InvalidRequest
 
@@ -104,19 +105,62 @@ class RemoteVLLMEngine:
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,
             "return_token_ids": True,
-            "stream": False,
         }
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str) -> Generation:
+        body = self._body(prompt_token_ids, sampling)
+        async with self._send(prompt_token_ids, body, request_id) as response:
+            payload = json.loads(await response.aread())
+        return self._generation(payload, sampling, len(prompt_token_ids))
+
+    async def stream(
+        self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[SampleDelta]:
+        body = {**self._body(prompt_token_ids, sampling), "stream": True}
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        async with self._send(prompt_token_ids, body, request_id) as response:
+            lines = response.aiter_lines()
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        line = await anext(lines)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    raise EngineTimeout(f"generation took longer than {self._timeout_s:g} s and was aborted") from exc
+                except httpx.TransportError as exc:
+                    raise EngineFailure(f"the vLLM server broke off the stream: {type(exc).__name__}") from exc
+                if not line.startswith("data: "):
+                    continue
+                data = line[len("data: ") :]
+                if data == "[DONE]":
+                    return
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise EngineFailure(f"the vLLM server failed mid-stream: {chunk['error']}")
+                for choice in chunk.get("choices", []):
+                    yield SampleDelta(
+                        index=choice["index"],
+                        text=choice.get("text") or "",
+                        num_tokens=len(choice.get("token_ids") or []),
+                        finish_reason=choice.get("finish_reason"),
+                    )
+
+    @asynccontextmanager
+    async def _send(
+        self, prompt_token_ids: list[int], body: dict[str, Any], request_id: str
+    ) -> AsyncIterator[httpx.Response]:
+        """The first server (in this prompt's rendezvous order) that accepts the request; until a server has
+        answered, failures move on to the next one (the request is seeded, so retrying it is safe)."""
         key = hashlib.sha256(repr(prompt_token_ids).encode()).hexdigest()
         candidates = rendezvous_order(self.servers_up, key) or rendezvous_order(self._servers, key)
-        body = self._body(prompt_token_ids, sampling)
         failures: list[str] = []
         for server in candidates:
+            request = self._client.build_request(
+                "POST", f"{server}/v1/completions", json=body, headers={"X-Request-Id": request_id}
+            )
             try:
-                response = await self._client.post(
-                    f"{server}/v1/completions", json=body, headers={"X-Request-Id": request_id}
-                )
+                response = await self._client.send(request, stream=True)
             except httpx.TimeoutException as exc:
                 if isinstance(exc, httpx.ConnectTimeout):
                     self._mark_down(server, failures, "connect timeout")
@@ -125,12 +169,20 @@ class RemoteVLLMEngine:
             except httpx.TransportError as exc:
                 self._mark_down(server, failures, type(exc).__name__)
                 continue
-            if response.status_code >= 500:
-                self._mark_down(server, failures, f"HTTP {response.status_code}")
-                continue
-            if response.status_code >= 400:
-                raise InvalidRequest(f"the engine rejected the request: {response.text[:300]}")
-            return self._generation(response.json(), sampling, len(prompt_token_ids))
+            try:
+                if response.status_code >= 500:
+                    self._mark_down(server, failures, f"HTTP {response.status_code}")
+                    continue
+                if response.status_code >= 400:
+                    detail = (await response.aread()).decode(errors="replace")[:300]
+                    raise InvalidRequest(f"the engine rejected the request: {detail}")
+                try:
+                    yield response
+                except httpx.ReadTimeout as exc:
+                    raise EngineTimeout(f"generation took longer than {self._timeout_s:g} s") from exc
+                return
+            finally:
+                await response.aclose()  # closing the connection early makes vLLM abort the generation
         if failures:
             raise EngineUnavailable(f"no vLLM server could serve the request ({'; '.join(failures)})")
         raise EngineUnavailable("no vLLM server is configured")

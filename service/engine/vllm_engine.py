@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from service.config import Settings
-from service.engine.base import SEED_STRIDE, Generation, Sample, SamplingRequest
+from service.engine.base import SEED_STRIDE, Generation, Sample, SampleDelta, SamplingRequest
 from service.engine.tokenizer import HFChatTokenizer
-from service.errors import EngineFailure, EngineTimeout, EngineUnavailable, InvalidRequest
+from service.errors import EngineFailure, EngineTimeout, EngineUnavailable, InvalidRequest, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +51,49 @@ def engine_args(settings: Settings) -> dict[str, Any]:
 
 
 class VLLMEngine:
+    """In-process vLLM; see the module docstring."""
+
     def __init__(self, engine: Any, tokenizer: HFChatTokenizer, settings: Settings) -> None:
         self._engine = engine
         self.tokenizer = tokenizer
         self.model_name = settings.model_name
         self.max_model_len = settings.max_model_len
         self._timeout_s = settings.generation_timeout_s
+
+    @staticmethod
+    def _params(sampling: SamplingRequest, output_kind: Any) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed * SEED_STRIDE,
+            output_kind=output_kind,
+        )
+
+    @contextmanager
+    def _engine_errors(self) -> Iterator[None]:
+        """vLLM's exceptions as the service's errors; cancellation passes through untouched."""
+        from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        try:
+            yield
+        except TimeoutError as exc:
+            raise EngineTimeout(f"generation took longer than {self._timeout_s:g} s and was aborted") from exc
+        except EngineDeadError as exc:
+            raise EngineUnavailable("the LLM engine has stopped") from exc
+        except VLLMValidationError as exc:
+            raise InvalidRequest(f"the engine rejected the request: {exc}") from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except ServiceError:
+            raise
+        except Exception as exc:
+            logger.exception("engine error")
+            raise EngineFailure(f"generation failed: {type(exc).__name__}") from exc
 
     @classmethod
     @asynccontextmanager
@@ -73,38 +110,18 @@ class VLLMEngine:
             del engine  # avoids a noisy AsyncLLM.__del__ at interpreter exit
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str) -> Generation:
-        from vllm import SamplingParams, TokensPrompt
-        from vllm.exceptions import VLLMValidationError
+        from vllm import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
-        from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = SamplingParams(
-            n=sampling.n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            seed=sampling.seed * SEED_STRIDE,
-            # One message with all n samples; streaming kinds only carry the samples that advanced.
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
+        # FINAL_ONLY: one message with all n samples (streaming kinds only carry the samples that advanced).
+        params = self._params(sampling, RequestOutputKind.FINAL_ONLY)
         final = None
-        try:
-            async with asyncio.timeout(self._timeout_s):
+        with self._engine_errors():
+            async with asyncio.timeout(self._timeout_s):  # leaving the generator aborts all n samples
                 async for output in self._engine.generate(
                     TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id
                 ):
                     final = output
-        except TimeoutError as exc:  # leaving the generator aborted all n samples
-            raise EngineTimeout(f"generation took longer than {self._timeout_s:g} s and was aborted") from exc
-        except EngineDeadError as exc:
-            raise EngineUnavailable("the LLM engine has stopped") from exc
-        except VLLMValidationError as exc:
-            raise InvalidRequest(f"the engine rejected the request: {exc}") from exc
-        except (asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            logger.exception("engine error")
-            raise EngineFailure(f"generation failed: {type(exc).__name__}") from exc
         if final is None or len(final.outputs) != sampling.n:
             raise EngineFailure("the engine returned an incomplete generation")
         samples = tuple(
@@ -116,6 +133,29 @@ class VLLMEngine:
             prompt_tokens=len(prompt_token_ids),
             cached_prompt_tokens=getattr(final, "num_cached_tokens", None),
         )
+
+    async def stream(
+        self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[SampleDelta]:
+        from vllm import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        # DELTA: each output carries only the samples that advanced, each with its new text and tokens.
+        params = self._params(sampling, RequestOutputKind.DELTA)
+        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        outputs = self._engine.generate(TokensPrompt(prompt_token_ids=prompt_token_ids), params, request_id)
+        try:
+            while True:
+                with self._engine_errors():
+                    async with asyncio.timeout_at(deadline):
+                        try:
+                            output = await anext(outputs)
+                        except StopAsyncIteration:
+                            return
+                for o in output.outputs:
+                    yield SampleDelta(o.index, o.text, len(o.token_ids), o.finish_reason)
+        finally:
+            await outputs.aclose()  # unfinished: aborts all K samples in the engine
 
     async def check_health(self) -> None:
         if self._engine.errored:

@@ -9,6 +9,7 @@ from typing import Any
 
 from service.clicks.tokens import ClickTarget
 from service.engine.base import Generation, SamplingRequest
+from service.mechanism import exposure as exposure_mod
 from service.mechanism.auction import AuctionOutcome
 from service.mechanism.prompt import Prompt
 from service.mechanism.types import AuctionContext
@@ -29,7 +30,13 @@ def impression_event(
     generation: Generation,
     outcome: AuctionOutcome,
     cache_hit: bool,
+    shown_text: str | None = None,
 ) -> dict[str, Any]:
+    """``shown_text``: set when a streamed answer was cut short (client gone): what the user saw. Such an
+    impression keeps its partial samples but is not priced: no ITCTR, no expected payment; ads whose links
+    were shown keep their price per click, since those links can still be clicked."""
+    cut_short = shown_text is not None
+    shown_ads = set(exposure_mod.parse(shown_text, context.ads).exposed) if shown_text is not None else set()
     return {
         "schema": SCHEMA_VERSION,
         "auction_id": auction_id,
@@ -44,6 +51,8 @@ def impression_event(
         "ads": [{**dataclasses.asdict(ad), "advertiser_kind": ad.advertiser_kind.value} for ad in context.ads],
         "sampling": dataclasses.asdict(sampling),
         "cache_hit": cache_hit,
+        "cut_short": cut_short,
+        "shown_text": shown_text,
         "prompt_tokens": generation.prompt_tokens,
         "samples": [
             {
@@ -63,11 +72,11 @@ def impression_event(
         "results": [
             {
                 "ad_id": ad.ad_id,
-                "itctr": ad.itctr.mean,
-                "itctr_stderr": ad.itctr.stderr,
-                "exposure_rate": ad.itctr.exposure_rate,
-                "expected_payment": ad.payment.expected_payment,
-                "price_per_click": ad.payment.price_per_click,
+                "itctr": None if cut_short else ad.itctr.mean,
+                "itctr_stderr": None if cut_short else ad.itctr.stderr,
+                "exposure_rate": None if cut_short else ad.itctr.exposure_rate,
+                "expected_payment": 0.0 if cut_short else ad.payment.expected_payment,
+                "price_per_click": ad.payment.price_per_click if not cut_short or ad.ad_id in shown_ads else 0.0,
             }
             for ad in outcome.ads
         ],

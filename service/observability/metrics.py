@@ -60,6 +60,18 @@ ENGINE_ERRORS = Counter(
 )  # kind: engine_timeout | engine_unavailable | engine_error | invalid_request | cancelled
 SAMPLE_CACHE = Counter("adauction_sample_cache_requests_total", "Sample cache look-ups", ["result"])  # hit | miss
 
+# -- Streaming ---------------------------------------------------------------------------------------------------
+STREAM_TTFT = Histogram(
+    "adauction_stream_ttft_seconds",
+    "Time from a streamed auction's request to the first answer text shown (includes prefill)",
+    buckets=LATENCY_BUCKETS,
+)
+STREAM_DURATION = Histogram(
+    "adauction_stream_duration_seconds", "Duration of streamed auctions, until all K samples", buckets=LATENCY_BUCKETS
+)
+STREAMS_ACTIVE = Gauge("adauction_streams_active", "Streamed auctions in progress")
+STREAMS = Counter("adauction_streams_total", "Streamed auctions by how they ended", ["outcome"])  # completed|...
+
 # -- Mechanism ----------------------------------------------------------------------------------------------------
 SERVED_ADS = Histogram("adauction_served_ads", "Distinct ads shown in a served answer", buckets=COUNT_BUCKETS)
 SAMPLE_ADS = Histogram("adauction_sample_ads", "Distinct ads in each of the K samples", buckets=COUNT_BUCKETS)
@@ -138,6 +150,8 @@ def _initialise_label_sets() -> None:
             EVENTS.labels(stream, result)
     for operation in ("event_write", "cache_get", "cache_put"):
         REDIS_ERRORS.labels(operation)
+    for outcome in ("completed", "cut_short", "error"):
+        STREAMS.labels(outcome)
 
 
 _initialise_label_sets()

@@ -36,6 +36,7 @@ Entry = tuple[str, dict[str, Any], bool]  # (stream entry id, event, flagged dup
 class ExportReport:
     impressions_exported: int = 0
     impressions_pending: int = 0
+    impressions_cut_short: int = 0  # streamed answers the client left: partial samples, not used
     clicks_joined: int = 0
     clicks_duplicate: int = 0
     clicks_late: int = 0
@@ -140,6 +141,11 @@ async def export(
         if event["ts"] > cutoff:
             report.impressions_pending += 1
             report.clicks_pending += len(its_clicks)
+            continue
+        if event.get("cut_short"):
+            report.impressions_cut_short += 1
+            ack_impressions.append(entry_id)
+            ack_clicks.extend(click_id for click_id, _, _ in its_clicks)
             continue
         clicked: set[str] = set()
         for click_id, click_event, duplicate in its_clicks:
