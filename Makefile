@@ -37,11 +37,12 @@ lint: setup
 unit: setup
 	$(BIN)/pytest -q tests/unit
 
-# A real Prometheus (Debian's package) for the observability tests.
+# Debian's Prometheus (observability tests) and Chromium (the demo page's browser test).
 tools:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  echo "installing Debian's prometheus package (needs root and apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v chromium >/dev/null || { \
+	  echo "installing Debian's prometheus and chromium packages (needs root and apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus chromium >/dev/null; }
 
 test: setup model lint tools
 	$(BIN)/pytest -v --durations=10

@@ -16,6 +16,7 @@ from service.api.serving import AuctionService
 from service.clicks.router import router as clicks_router
 from service.clicks.tokens import ClickSigner
 from service.config import Settings, get_settings
+from service.demo.router import router as demo_router
 from service.engine import open_engine
 from service.errors import install_error_handlers
 from service.events.log import EventLog
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(clicks_router)
+    app.include_router(demo_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
