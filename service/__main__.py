@@ -47,5 +47,59 @@ def serve() -> None:
     )
 
 
+keys_cli = typer.Typer(no_args_is_help=True, help="API keys: make, issue (in Redis) and revoke")
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("new")
+def keys_new(
+    name: str,
+    scopes: Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")] = "auctions",
+    per_minute: Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")] = None,
+) -> None:
+    """Make a key and print it with its AUCTION_API_KEYS entry (only the hash goes into the configuration)."""
+    from service.security.keys import hash_key, new_key, parse_entry
+
+    key = new_key()
+    entry = f"{name}:{hash_key(key)}:{scopes}" + (f":{per_minute}" if per_minute is not None else "")
+    parse_entry(entry)  # validates the scopes
+    typer.echo(f"key (give it to the client, it is not stored): {key}")
+    typer.echo(f"AUCTION_API_KEYS entry: {entry}")
+
+
+@keys_cli.command("issue")
+def keys_issue(
+    name: str,
+    scopes: Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")] = "auctions",
+    per_minute: Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")] = None,
+) -> None:
+    """Make a key and store its hash in Redis (REDIS_URL, or the embedded server): valid on every replica."""
+    import asyncio
+
+    from service.security.keys import KeyStore
+    from service.storage.redis import open_redis
+
+    async def main() -> str:
+        async with open_redis(get_settings()) as redis:
+            return await KeyStore([], redis).issue(name, frozenset(scopes.split("+")), per_minute)
+
+    typer.echo(asyncio.run(main()))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(name: str) -> None:
+    """Remove every key of that name from Redis (keys in AUCTION_API_KEYS are revoked by removing the entry)."""
+    import asyncio
+
+    from service.security.keys import KeyStore
+    from service.storage.redis import open_redis
+
+    async def main() -> int:
+        async with open_redis(get_settings()) as redis:
+            return await KeyStore([], redis).revoke(name)
+
+    typer.echo(f"revoked {asyncio.run(main())} key(s)")
+
+
 if __name__ == "__main__":
     cli()

@@ -87,10 +87,22 @@ class Settings(BaseSettings):
     previous_secret_keys: list[SecretStr] = Field(default_factory=list)
     click_token_ttl_s: Annotated[int, Field(ge=60)] = 7 * 24 * 3600
 
+    # Security and limits
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated name:sha256hex[:scope+scope[:per_minute]] (`python -m service keys hash`)",
+    )
+    auth_required: bool | None = Field(default=None, description="Default: required in production only")
+    metrics_require_key: bool = False
+    rate_limit_per_minute: Annotated[int, Field(ge=0)] = 600  # per key (per client address without auth)
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 60
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    max_auctions_in_flight: Annotated[int, Field(ge=1)] = 32
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("remote_urls", mode="before")
+    @field_validator("remote_urls", "api_keys", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
@@ -99,6 +111,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.auth_required is None:
+            self.auth_required = self.environment == "production"
+        if self.auth_required and not self.api_keys and self.redis_url is None:
+            raise ValueError("authentication is required but no AUCTION_API_KEYS are set (and no shared Redis)")
         if self.engine == "remote" and not self.remote_urls:
             raise ValueError("AUCTION_ENGINE=remote needs AUCTION_REMOTE_URLS (comma-separated vLLM server URLs)")
         if self.max_model_len < limits.MAX_TOKENS + 512:

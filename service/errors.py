@@ -48,6 +48,32 @@ class EngineFailure(ServiceError):
     error_type = "engine_error"
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+    error_type = "unauthorized"
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="llm-auction"'}
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    error_type = "forbidden"
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+    error_type = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}  # type: ignore[misc]
+
+
+class Overloaded(ServiceError):
+    status_code = 503
+    error_type = "overloaded"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
 class InvalidClickToken(ServiceError):
     status_code = 404
     error_type = "invalid_click"

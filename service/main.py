@@ -27,6 +27,10 @@ from service.mechanism.prompt import PROMPT_VERSION
 from service.middleware import RequestIdMiddleware
 from service.observability import metrics
 from service.observability.http import PrometheusMiddleware
+from service.security.deps import MetricsAccess
+from service.security.keys import KeyStore
+from service.security.limits import BodySizeLimitMiddleware
+from service.security.ratelimit import RateLimiter
 from service.storage.redis import open_redis
 from service.storage.sample_cache import SampleCache
 from service.training.ctr_artifact import load_ctr_model
@@ -81,13 +85,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings=settings,
             )
             stack.push_async_callback(auctions.drain)
+            app.state.keys = KeyStore(settings.api_keys, redis)
+            app.state.rate_limiter = RateLimiter(redis, settings.rate_limit_per_minute, settings.rate_limit_burst)
             app.state.redis, app.state.events, app.state.engine, app.state.auctions = redis, events, engine, auctions
             metrics.BUILD_INFO.labels(__version__, engine.model_name, auctions.ctr_model_version, PROMPT_VERSION).set(1)
             metrics.ENGINE_READY.set(1)
             logger.info("serving model %s", engine.model_name)
             yield
             metrics.ENGINE_READY.set(0)
-            app.state.auctions = app.state.engine = app.state.events = None
+            app.state.auctions = app.state.engine = app.state.events = app.state.keys = app.state.rate_limiter = None
 
     app = FastAPI(
         title="LLM-Auction service",
@@ -97,17 +103,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.click_signer = click_signer(settings)
-    app.state.auctions = app.state.engine = app.state.events = None
+    app.state.auctions = app.state.engine = app.state.events = app.state.keys = app.state.rate_limiter = None
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(clicks_router)
     app.include_router(demo_router)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(_: MetricsAccess) -> Response:
         # vLLM registers its engine metrics (vllm:*) in the default registry; they appear here too.
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(PrometheusMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: ids are set before anything logs
     return app

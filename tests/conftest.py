@@ -12,7 +12,8 @@ from service.storage.redis import RedisServer, client, find_redis_server
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(find_redis_server(), tmp_path_factory.mktemp("redis"))
+    # appendfsync always: the fault-injection tests kill -9 it and expect every acknowledged write back.
+    server = RedisServer(find_redis_server(), tmp_path_factory.mktemp("redis"), appendfsync="always")
     with server.running():
         yield server
 

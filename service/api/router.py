@@ -13,15 +13,20 @@ from service.api.deps import AuctionServiceDep, EngineDep
 from service.api.protocol import AuctionRequest, AuctionResponse, ErrorResponse
 from service.api.serving import StreamEvent
 from service.api.sse import auction_events
-from service.errors import ServiceError
+from service.errors import EngineUnavailable, ServiceError
 from service.observability import log_context, metrics
+from service.security.deps import AuctionAccess
 
 router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
+    403: {"model": ErrorResponse, "description": "The key may not run auctions"},
+    413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
+    429: {"model": ErrorResponse, "description": "Rate limit reached (Retry-After)"},
     502: {"model": ErrorResponse, "description": "The engine failed"},
-    503: {"model": ErrorResponse, "description": "The engine is not available"},
+    503: {"model": ErrorResponse, "description": "The engine is not available, or too many auctions in flight"},
     504: {"model": ErrorResponse, "description": "Generation timed out and was aborted"},
 }
 
@@ -35,7 +40,7 @@ STREAM_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v1/auctions", response_model=AuctionResponse, responses={**STREAM_DOC, **ERRORS}, tags=["auctions"])
-async def create_auction(body: AuctionRequest, request: Request, service: AuctionServiceDep) -> Any:
+async def create_auction(body: AuctionRequest, request: Request, _: AuctionAccess, service: AuctionServiceDep) -> Any:
     """Run one auction: K samples of the answer, one served at random, ads priced at first price."""
     auction_id = uuid.uuid4().hex
     log_context.auction_id.set(auction_id)  # here, so that lines logged outside the auction's task carry it too
@@ -60,9 +65,12 @@ async def create_auction(body: AuctionRequest, request: Request, service: Auctio
     )
 
 
-@router.get("/healthz", tags=["health"])
-async def healthz() -> dict[str, str]:
-    """The process is alive."""
+@router.get("/healthz", tags=["health"], responses={503: {"model": ErrorResponse}})
+async def healthz(request: Request) -> dict[str, str]:
+    """The process is alive — and not holding a dead in-process engine, which only a restart brings back."""
+    engine = getattr(request.app.state, "engine", None)
+    if engine is not None and engine.is_dead():
+        raise EngineUnavailable("the in-process engine died; this process must be restarted")
     return {"status": "ok"}
 
 

@@ -21,7 +21,7 @@ from service.api.protocol import AdResult, AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner, ClickTarget
 from service.config import Settings
 from service.engine.base import Engine, Generation, Sample, SamplingRequest
-from service.errors import InvalidRequest, ServiceError
+from service.errors import InvalidRequest, Overloaded, ServiceError
 from service.events.log import IMPRESSIONS, EventLog
 from service.events.schema import impression_event
 from service.mechanism import auction, exposure
@@ -113,6 +113,7 @@ class AuctionService:
         self._cache = cache
         self._settings = settings
         self._background: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
 
     @property
     def ctr_model_version(self) -> str:
@@ -162,6 +163,7 @@ class AuctionService:
         auction_id = auction_id or uuid.uuid4().hex
         log_context.auction_id.set(auction_id)
         started = time.perf_counter()
+        self._admit()
         try:
             response = await self._run(request, auction_id, request_id)
         except ServiceError as exc:
@@ -170,6 +172,8 @@ class AuctionService:
         except asyncio.CancelledError:
             metrics.AUCTIONS.labels("client_closed_request").inc()
             raise
+        finally:
+            self._release()
         metrics.AUCTIONS.labels("ok").inc()
         metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
         self._log_served(response)
@@ -221,6 +225,7 @@ class AuctionService:
         started = time.perf_counter()
         clock = StageClock()
         prepared = self.prepare(request, auction_id)
+        self._admit()
         clock.lap("prompt")
         served_index = auction.draw_served_index(auction_id, prepared.sampling.n)
         link = self._links(prepared)
@@ -307,6 +312,7 @@ class AuctionService:
             metrics.STREAMS.labels("error").inc()
             raise
         finally:
+            self._release()
             metrics.STREAMS_ACTIVE.dec()
             metrics.STREAM_DURATION.observe(time.perf_counter() - started)
             if not finished and not failed:
@@ -322,6 +328,21 @@ class AuctionService:
                 self._log_impression(prepared, partial, outcome, request_id, cache_hit=False, shown_text=renderer.shown)
 
     # -- shared pieces ------------------------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        """Refuse at once rather than queue without end: past the limit, waiting only adds latency for everyone."""
+        if self._in_flight >= self._settings.max_auctions_in_flight:
+            metrics.OVERLOADED.inc()
+            metrics.AUCTIONS.labels("overloaded").inc()
+            raise Overloaded(
+                f"{self._in_flight} auctions are in flight (limit {self._settings.max_auctions_in_flight}); retry soon"
+            )
+        self._in_flight += 1
+        metrics.AUCTIONS_IN_FLIGHT.set(self._in_flight)
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        metrics.AUCTIONS_IN_FLIGHT.set(self._in_flight)
 
     async def _generate(self, prepared: Prepared) -> Generation:
         metrics.ENGINE_IN_FLIGHT.inc()

@@ -83,3 +83,7 @@ class Engine(Protocol):
     async def check_health(self) -> None:
         """Raises ``EngineUnavailable`` when the engine cannot serve."""
         ...
+
+    def is_dead(self) -> bool:
+        """True when the engine cannot come back without restarting the process."""
+        ...

@@ -212,6 +212,9 @@ class RemoteVLLMEngine:
             samples=samples, prompt_tokens=prompt_tokens, cached_prompt_tokens=cached.get("cached_tokens")
         )
 
+    def is_dead(self) -> bool:
+        return False  # servers come and go; the health poll follows them
+
     async def check_health(self) -> None:
         if not self.servers_up:
             await self.poll_health()

@@ -157,6 +157,9 @@ class VLLMEngine:
         finally:
             await outputs.aclose()  # unfinished: aborts all K samples in the engine
 
+    def is_dead(self) -> bool:
+        return bool(self._engine.errored)
+
     async def check_health(self) -> None:
         if self._engine.errored:
             raise EngineUnavailable("the LLM engine has stopped")

@@ -104,6 +104,12 @@ EVENT_SPOOL_DEPTH = Gauge("adauction_event_spool_depth", "Events waiting in the 
 REDIS_UP = Gauge("adauction_redis_up", "1 when the last Redis write succeeded, 0 while events are being spooled")
 REDIS_ERRORS = Counter("adauction_redis_errors_total", "Redis commands that failed", ["operation"])
 
+# -- Security and load -------------------------------------------------------------------------------------------
+AUTH_FAILURES = Counter("adauction_auth_failures_total", "Refused API keys", ["reason"])  # missing|invalid|forbidden
+RATE_LIMITED = Counter("adauction_rate_limited_total", "Auction requests refused by the per-key rate limit")
+OVERLOADED = Counter("adauction_overloaded_total", "Auctions refused because too many were in flight")
+AUCTIONS_IN_FLIGHT = Gauge("adauction_auctions_in_flight", "Auctions being served (whole or streamed)")
+
 # -- Build --------------------------------------------------------------------------------------------------------
 BUILD_INFO = Gauge(
     "adauction_build_info", "Versions serving: 1 per combination", ["version", "model", "ctr_model", "prompt_version"]
@@ -148,7 +154,9 @@ def _initialise_label_sets() -> None:
     for stream in ("impressions", "clicks"):
         for result in ("queued", "written", "already_stored", "duplicate", "spooled", "replayed", "dropped"):
             EVENTS.labels(stream, result)
-    for operation in ("event_write", "cache_get", "cache_put"):
+    for reason in ("missing", "invalid", "forbidden"):
+        AUTH_FAILURES.labels(reason)
+    for operation in ("event_write", "cache_get", "cache_put", "key_lookup", "rate_limit"):
         REDIS_ERRORS.labels(operation)
     for outcome in ("completed", "cut_short", "error"):
         STREAMS.labels(outcome)

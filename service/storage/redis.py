@@ -54,10 +54,11 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server process (the embedded default, and the test suites' own server)."""
 
-    def __init__(self, binary: str, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, binary: str, data_dir: Path, port: int | None = None, appendfsync: str = "everysec") -> None:
         self.binary = binary
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.appendfsync = appendfsync  # "always" loses nothing on a crash, "everysec" up to 1 s of writes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,7 +78,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--logfile", "redis.log",
             "--daemonize", "no",
@@ -105,6 +106,12 @@ class RedisServer:
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 

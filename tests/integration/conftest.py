@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,15 @@ def _free_port() -> int:
 SERVICE_DB = 1  # the service's Redis database; the Redis-only suites use db 0
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Server]:
+def redis_db_url(redis_server: RedisServer, db: int) -> str:
+    return redis_server.url.rsplit("/", 1)[0] + f"/{db}"
+
+
+@contextmanager
+def running_service(workdir: Path, redis_url: str, **overrides: str) -> Iterator[Server]:
+    """``python -m service serve`` on a free port with test settings (``overrides``: more AUCTION_* variables),
+    ready to serve; stopped with SIGTERM afterwards (unless the test already stopped it)."""
     port = _free_port()
-    workdir = tmp_path_factory.mktemp("server")
     log_path = workdir / "serve.log"
     env = {
         **os.environ,
@@ -62,9 +68,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         "AUCTION_DEFAULT_MAX_TOKENS": "24",
         "AUCTION_GENERATION_TIMEOUT_S": str(GENERATION_TIMEOUT_S),
         "AUCTION_LOG_LEVEL": "info",
-        "REDIS_URL": redis_server.url.rsplit("/", 1)[0] + f"/{SERVICE_DB}",
+        "AUCTION_RATE_LIMIT_PER_MINUTE": "0",  # the suites fire bursts from one address
+        "REDIS_URL": redis_url,
         "AUCTION_SPOOL_PATH": str(workdir / "spool" / "events.jsonl"),
         "AUCTION_EVENT_RETRY_INTERVAL_S": "0.5",
+        **overrides,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -87,12 +95,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
     try:
         yield srv
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Server]:
+    with running_service(tmp_path_factory.mktemp("server"), redis_db_url(redis_server, SERVICE_DB)) as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -100,7 +115,7 @@ def service_redis(redis_server: RedisServer) -> Iterator[SyncRedis]:
     """A client on the service's Redis database (restarting the server if a test left it stopped)."""
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
-    connection = SyncRedis.from_url(redis_server.url.rsplit("/", 1)[0] + f"/{SERVICE_DB}")
+    connection = SyncRedis.from_url(redis_db_url(redis_server, SERVICE_DB))
     yield connection
     connection.close()
 

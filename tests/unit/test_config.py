@@ -9,9 +9,22 @@ from service.engine.base import SEED_STRIDE
 
 
 def test_production_refuses_the_development_secret() -> None:
+    key_entry = "partner:" + "a" * 64
     with pytest.raises(ValidationError, match="AUCTION_SECRET_KEY"):
-        Settings(environment="production")
-    Settings(environment="production", secret_key="s" * 40)
+        Settings(environment="production", api_keys=[key_entry])
+    Settings(environment="production", secret_key="s" * 40, api_keys=[key_entry])
+
+
+def test_production_requires_api_keys() -> None:
+    with pytest.raises(ValidationError, match="API_KEYS"):
+        Settings(environment="production", secret_key="s" * 40)
+    assert Settings(environment="production", secret_key="s" * 40, api_keys=["p:" + "a" * 64]).auth_required
+    assert not Settings(secret_key="s" * 40).auth_required  # local default: open
+
+
+def test_api_keys_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUCTION_API_KEYS", f"a:{'1' * 64},b:{'2' * 64}:metrics")
+    assert Settings(secret_key="s" * 40).api_keys == [f"a:{'1' * 64}", f"b:{'2' * 64}:metrics"]
 
 
 def test_local_default_warns_about_forgeable_links() -> None:
