@@ -104,6 +104,15 @@ class AuctionRequest(StrictModel):
             seen.add(ad.id)
         return self
 
+    @model_validator(mode="after")
+    def _encodable(self) -> AuctionRequest:
+        # JSON may escape lone UTF-16 surrogates ("\ud800") that no UTF-8 text (prompt, logs) can hold.
+        try:
+            json.dumps(self.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (lone surrogate escapes are not)") from exc
+        return self
+
 
 class AdResult(BaseModel):
     id: str

@@ -20,6 +20,7 @@ from service.security.deps import AuctionAccess
 router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body cannot be decoded (e.g. not UTF-8)"},
     401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     403: {"model": ErrorResponse, "description": "The key may not run auctions"},
     413: {"model": ErrorResponse, "description": "Request body too large"},

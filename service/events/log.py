@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -44,6 +45,13 @@ end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[3], 'dup', dup, 'data', ARGV[4])
 return 1 + tonumber(dup)
 """
+
+
+def _to_json(event: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(event).decode()  # fast path
+    except TypeError:  # e.g. integers beyond 64 bits in a free-form profile: the standard library takes them
+        return json.dumps(event, ensure_ascii=False)
 
 
 class EventLog:
@@ -88,7 +96,7 @@ class EventLog:
             "id": event_id,
             "once": once,
             "amount": amount,
-            "data": orjson.dumps(event).decode(),
+            "data": _to_json(event),
         }
         try:
             self._queue.put_nowait(record)

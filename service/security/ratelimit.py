@@ -22,11 +22,11 @@ local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - tolerance
+local allow_at = tat - tolerance
 if now < allow_at then
   return {0, math.ceil(allow_at - now)}
 end
+local new_tat = tat + interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
 return {1, 0}
 """

@@ -183,3 +183,13 @@ async def test_dropped_only_when_the_spool_cannot_be_written(
     await log.close()
     assert log.stats["impressions.dropped"] == 1
     assert "they are lost" in caplog.text
+
+
+async def test_events_with_integers_beyond_64_bits_are_still_logged(redis: aioredis.Redis, tmp_path: Path) -> None:
+    # Found by fuzzing: a free-form profile holding -49700678464559017623552 made the fast JSON encoder fail.
+    log = new_log(redis, tmp_path / "spool.jsonl")
+    await log.start()
+    log.emit(IMPRESSIONS, {"profile": {"n": -49700678464559017623552}}, event_id="big")
+    await log.close()
+    [entry] = await entries(redis, IMPRESSIONS)
+    assert json.loads(entry[b"data"]) == {"profile": {"n": -49700678464559017623552}}
