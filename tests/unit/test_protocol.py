@@ -55,8 +55,8 @@ def test_valid_request_maps_to_context() -> None:
         ({"options": {"temperature": 0}}, "temperature"),
         ({"user": {"id": "u", "profile": {"bio": "x" * limits.MAX_PROFILE_CHARS}}}, "profile"),
         ({"extra": 1}, "extra"),
-        ({"query": "hi \ud800 there"}, "Unicode"),  # found by fuzzing: crashed the prompt hash
-        ({"user": {"id": "u", "profile": {"k": "\udc00"}}}, "Unicode"),
+        ({"query": "hi \ud800 there"}, "(?i)unicode"),
+        ({"user": {"id": "u", "profile": {"k": "\udc00"}}}, "Unicode"),  # found by fuzzing: a 500
     ],
 )
 def test_invalid_requests_are_refused(overrides: dict[str, Any], fragment: str) -> None:
