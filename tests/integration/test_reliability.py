@@ -254,7 +254,8 @@ def test_engine_crash_turns_readiness_and_liveness_off_with_clear_503s(
             child.kill()  # EngineCore and its worker die
         assert wait_until(lambda: httpx.get(f"{srv.base_url}/readyz").status_code == 503, seconds=30)
         with httpx.Client(base_url=srv.base_url, timeout=30) as http:
-            auction = http.post("/v1/auctions", json=small_auction(catalog))
+            # A context never seen before (not in the sample cache, which would still answer without the engine).
+            auction = http.post("/v1/auctions", json=small_auction(catalog, 40, seed=777_001))
             assert auction.status_code == 503, auction.text[:300]
             assert auction.json()["error"]["type"] == "engine_unavailable"
             health = http.get("/healthz")

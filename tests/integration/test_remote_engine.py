@@ -33,39 +33,60 @@ def _healthy(url: str) -> bool:
         return False
 
 
+class VLLMServer:
+    """The CPU build's OpenAI-compatible server as a process the tests can stop and start again."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+            "VLLM_HOST_IP": "127.0.0.1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
+        # The console script `vllm` is broken in vllm-cpu; the module entry point works (shared/notes/vllm-cpu.md).
+        args = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(DEFAULT_MODEL_DIR), "--served-model-name", "smollm2-135m-instruct",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--dtype", "bfloat16", "--max-model-len", "4096", "--enforce-eager",
+            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "32768",
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if not wait_until(lambda: self.process is not None and self.process.poll() is None and _healthy(self.url), 300):
+            pytest.fail(f"the vLLM server did not come up:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = {
-        **os.environ,
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_HOST_IP": "127.0.0.1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    # The console script `vllm` is broken in vllm-cpu; the module entry point works (shared/notes/vllm-cpu.md).
-    args = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(DEFAULT_MODEL_DIR), "--served-model-name", "smollm2-135m-instruct",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "bfloat16", "--max-model-len", "4096", "--enforce-eager",
-        "--no-enable-chunked-prefill", "--max-num-batched-tokens", "32768",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+def vllm_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+    server = VLLMServer(free_port(), tmp_path_factory.mktemp("vllm") / "server.log")
+    server.start()
     try:
-        if not wait_until(lambda: process.poll() is None and _healthy(url), seconds=300):
-            pytest.fail(f"the vLLM server did not come up:\n{log_path.read_text()[-3000:]}")
-        yield url
+        yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def vllm_server(vllm_process: VLLMServer) -> str:
+    return vllm_process.url
 
 
 def remote_settings(urls: list[str], redis_server: RedisServer, tmp: Path) -> Settings:
@@ -134,3 +155,23 @@ async def test_all_servers_down_is_a_clear_503(
             assert response.json()["error"]["type"] == "engine_unavailable"
             assert "no vLLM server" in response.json()["error"]["message"]
             assert (await remote.get("/readyz")).status_code == 503
+
+
+async def test_a_server_that_dies_and_comes_back_is_used_again(
+    vllm_process: VLLMServer, redis_server: RedisServer, tmp_path: Path, catalog: dict[str, Any]
+) -> None:
+    # Runs last in this module: it stops the shared vLLM server and starts it again.
+    app = create_app(remote_settings([vllm_process.url], redis_server, tmp_path))
+    async with app.router.lifespan_context(app):
+        engine: RemoteVLLMEngine = app.state.engine
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://remote", timeout=120) as remote:
+            vllm_process.stop()
+            down = await remote.post("/v1/auctions", json=catalog_request(catalog, 33, samples=2, max_tokens=8, seed=1))
+            assert down.status_code == 503
+            assert (await remote.get("/readyz")).status_code == 503
+            vllm_process.start()
+            await engine.poll_health()  # what the background poll does every AUCTION_REMOTE_HEALTH_INTERVAL_S
+            assert (await remote.get("/readyz")).status_code == 200
+            up = await remote.post("/v1/auctions", json=catalog_request(catalog, 33, samples=2, max_tokens=8, seed=1))
+            assert up.status_code == 200, up.text[:300]
