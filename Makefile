@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 MODEL_DIR := models/smollm2-135m-instruct
 
-.PHONY: setup model run test lint unit bench clean tools
+.PHONY: setup model run test lint unit bench load clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ run: setup model
 	$(BIN)/python -m service serve
 
 lint: setup
-	$(BIN)/ruff check service tests scripts
-	$(BIN)/ruff format --check service tests scripts
+	$(BIN)/ruff check service tests scripts load_tests
+	$(BIN)/ruff format --check service tests scripts load_tests
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -48,7 +48,10 @@ test: setup model lint tools
 	$(BIN)/pytest -v --durations=10
 
 bench: setup model
-	$(BIN)/python scripts/bench_auction.py
+	$(BIN)/python scripts/benchmarks.py
+
+load: setup model
+	$(BIN)/python scripts/load_test.py
 
 clean:
 	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

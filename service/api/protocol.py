@@ -133,6 +133,7 @@ class AuctionResponse(BaseModel):
     samples: int = Field(description="K")
     model: str
     prompt_hash: str
+    prompt_tokens: int = Field(description="Length of the prompt in the model's tokens")
     seed: int
     cache_hit: bool = Field(description="The K samples came from the sample cache, not the engine")
     ads: list[AdResult]

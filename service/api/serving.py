@@ -430,6 +430,7 @@ class AuctionService:
             samples=len(texts),
             model=self._engine.model_name,
             prompt_hash=prepared.prompt.hash,
+            prompt_tokens=len(prepared.token_ids),
             seed=prepared.sampling.seed,
             cache_hit=cache_hit,
             ads=[

@@ -1,0 +1,297 @@
+"""Benchmark harness: every figure is measured side by side in one run on this machine, and printed.
+
+1. generation: one engine request with n=K against K separate n=1 requests for the same prompt (what
+   generate-then-auction designs pay), sent concurrently and one after another, K ∈ {1, 4, 8, 16};
+2. service overhead: a whole auction through the HTTP app against the engine call alone, same auctions;
+3. cache-hit auctions per second against a trivial FastAPI endpoint taking a body of the same size (the ceiling
+   of the web stack here), same client, same concurrency;
+4. scaling: auctions/s and p50/p99 latency at 1, 2, 4, 8 and 16 concurrent clients (fresh contexts);
+5. cost growth: latency against the number of candidate ads (5, 20, 50, 100) and against max_tokens.
+
+Parts 1–2 run the engine in this process; parts 3–5 start the service (``python -m service serve``) and talk
+to it over HTTP on loopback. Results also go to var/bench/results.json.
+
+    .venv/bin/python scripts/benchmarks.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.api.protocol import AuctionRequest
+from service.config import PROJECT_ROOT, Settings
+from service.data import catalog
+from service.engine.base import Engine, SamplingRequest
+from service.main import create_app
+from service.storage.redis import free_port
+
+RESULTS: dict[str, Any] = {}
+
+
+def body_for(i: int, n_ads: int = 8, samples: int = 4, max_tokens: int = 32, seed: int | None = None) -> dict[str, Any]:
+    data = catalog()
+    query = data["queries"][i % len(data["queries"])]
+    profile = data["profiles"][i % len(data["profiles"])]
+    pool = [a for a in data["ads"] if a["category"] == query["category"]] + [
+        a for a in data["ads"] if a["category"] != query["category"]
+    ]
+    ads = []
+    for j in range(n_ads):  # beyond the 60 catalogue ads, variants with their own ids and titles
+        a = pool[j % len(pool)]
+        suffix = "" if j < len(pool) else f" {j // len(pool) + 1}"
+        ads.append({"id": f"{a['id']}{'-' + str(j) if suffix else ''}", "title": a["title"] + suffix,
+                    "url": a["url"], "bid": float(a["typical_bid"][1])})  # fmt: skip
+    return {
+        "query": query["query"],
+        "user": {"id": profile["id"], "profile": {k: v for k, v in profile.items() if k != "id"}},
+        "ads": ads,
+        "options": {"samples": samples, "max_tokens": max_tokens, "seed": seed if seed is not None else 10_000 + i},
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# -- 1 and 2: in-process --------------------------------------------------------------------------------------
+
+
+async def generation_and_overhead(quick: bool) -> None:
+    app = create_app(Settings(secret_key=secrets.token_urlsafe(32), environment="test", sample_cache_ttl_s=0))
+    async with app.router.lifespan_context(app):
+        engine: Engine = app.state.engine
+        service = app.state.auctions
+        prepared = service.prepare(AuctionRequest.model_validate(body_for(0)))
+        ids = prepared.token_ids
+        await engine.generate(ids, SamplingRequest(4, 16, 0.7, 0.8, 1), "warm")
+
+        print("\n1. Generation: one request with n=K vs K separate requests (same prompt, 64 tokens each)")
+        print(f"{'K':>3} {'n=K s':>7} {'K concurrent s':>15} {'K sequential s':>15} {'conc/n=K':>9} {'seq/n=K':>8}")
+        rows = []
+        for k in (1, 4, 8, 16) if not quick else (1, 4):
+            t0 = time.perf_counter()
+            await engine.generate(ids, SamplingRequest(k, 64, 0.7, 0.8, 100 + k), f"n{k}")
+            one = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            await asyncio.gather(
+                *(engine.generate(ids, SamplingRequest(1, 64, 0.7, 0.8, 200 + 64 * i), f"c{k}-{i}") for i in range(k))
+            )
+            concurrent = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for i in range(k):
+                await engine.generate(ids, SamplingRequest(1, 64, 0.7, 0.8, 300 + 64 * i), f"s{k}-{i}")
+            sequential = time.perf_counter() - t0
+            rows.append({"k": k, "n_equals_k_s": one, "concurrent_s": concurrent, "sequential_s": sequential})
+            print(f"{k:>3} {one:>7.2f} {concurrent:>15.2f} {sequential:>15.2f} {concurrent / one:>9.2f} "
+                  f"{sequential / one:>8.2f}")  # fmt: skip
+        RESULTS["generation"] = rows
+
+        print("\n2. Service overhead: whole auction through the HTTP app vs the engine call alone (K=8, 128 tokens)")
+        transport = httpx.ASGITransport(app=app)
+        e2e, alone, in_app = [], [], []
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as http:
+            for i in range(2 if quick else 4):
+                body = body_for(i, samples=8, max_tokens=128)
+                prepared = service.prepare(AuctionRequest.model_validate(body))
+                t0 = time.perf_counter()
+                response = (await http.post("/v1/auctions", json=body)).json()
+                e2e.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                await engine.generate(prepared.token_ids, prepared.sampling, f"alone-{i}")
+                alone.append(time.perf_counter() - t0)
+                in_app.append(response["timings_ms"]["total"] - response["timings_ms"]["generate"])
+        RESULTS["overhead"] = {"e2e_s": e2e, "engine_s": alone, "in_app_non_generation_ms": in_app}
+        share = statistics.median(in_app) / 1000 / statistics.median(alone) * 100
+        print(
+            f"median auction {statistics.median(e2e):.2f} s, engine alone {statistics.median(alone):.2f} s, "
+            f"service work outside generation {statistics.median(in_app):.1f} ms ({share:.2f} % of the engine time)"
+        )
+
+
+# -- 3 to 5: over HTTP --------------------------------------------------------------------------------------------
+
+TRIVIAL_APP = """
+from typing import Any
+from fastapi import FastAPI
+app = FastAPI()
+@app.post("/v1/auctions")
+async def auctions(body: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True, "ads": len(body.get("ads", []))}
+"""
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def wait_ready(url: str, path: str, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + path, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not start")
+
+
+async def closed_loop(url: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[float, list[float], int]:
+    """``concurrency`` clients sending ``bodies`` one after another; (seconds, latencies, errors)."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for b in bodies:
+        queue.put_nowait(b)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                body = queue.get_nowait()
+                t0 = time.perf_counter()
+                response = await http.post("/v1/auctions", json=body)
+                latencies.append(time.perf_counter() - t0)
+                errors += response.status_code != 200
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0, latencies, errors
+
+
+async def rate_for(url: str, body: dict[str, Any], seconds: float, concurrency: int) -> tuple[float, float]:
+    """Requests per second of the same body for ``seconds``, and the p99 latency (ms)."""
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as http:
+
+        async def worker() -> None:
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                response = await http.post("/v1/auctions", json=body)
+                latencies.append(time.perf_counter() - t0)
+                response.raise_for_status()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return len(latencies) / elapsed, pct(latencies, 0.99) * 1000
+
+
+async def over_http(quick: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        port, trivial_port = free_port(), free_port()
+        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
+               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
+               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
+               "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64"}  # fmt: skip
+        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
+        (Path(tmp) / "trivial_app.py").write_text(TRIVIAL_APP)
+        trivial = start([sys.executable, "-m", "uvicorn", "trivial_app:app", "--port", str(trivial_port),
+                         "--log-level", "warning", "--no-access-log", "--app-dir", tmp], dict(os.environ),
+                        Path(tmp) / "trivial.log")  # fmt: skip
+        url, trivial_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{trivial_port}"
+        try:
+            wait_ready(url, "/readyz")
+            wait_ready(trivial_url, "/docs")
+
+            print("\n3. Cache-hit auctions vs a trivial FastAPI endpoint (same body, 16 concurrent clients, 8 s each)")
+            body = body_for(1, n_ads=8, samples=8, max_tokens=32)
+            body["options"].pop("seed")  # unseeded: one cache entry for the context
+            async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+                first = (await http.post("/v1/auctions", json=body)).json()
+                await asyncio.sleep(0.5)  # the cache write is in the background
+                assert (await http.post("/v1/auctions", json=body)).json()["cache_hit"], "no cache hit"
+            size = len(json.dumps(body))
+            seconds = 3 if quick else 8
+            hits, hits_p99 = await rate_for(url, body, seconds, 16)
+            plain, plain_p99 = await rate_for(trivial_url, body, seconds, 16)
+            RESULTS["cache_hits"] = {"body_bytes": size, "auction_rps": hits, "auction_p99_ms": hits_p99,
+                                     "trivial_rps": plain, "trivial_p99_ms": plain_p99,
+                                     "generation_ms": first["timings_ms"]["generate"]}  # fmt: skip
+            print(f"body {size} bytes: cache-hit auctions {hits:.0f}/s (p99 {hits_p99:.0f} ms), trivial endpoint "
+                  f"{plain:.0f}/s (p99 {plain_p99:.0f} ms): ratio {hits / plain:.2f}; the uncached auction took "
+                  f"{first['timings_ms']['generate'] / 1000:.1f} s of generation")  # fmt: skip
+
+            print("\n4. Scaling on the default engine: fresh contexts, K=4, 32 tokens")
+            print(f"{'clients':>7} {'auctions':>8} {'auctions/s':>10} {'p50 s':>6} {'p99 s':>6} {'errors':>6}")
+            rows = []
+            seed = 50_000
+            for c in (1, 2, 4, 8, 16) if not quick else (1, 4):
+                n = max(4, 2 * c)
+                bodies = [body_for(i, samples=4, max_tokens=32, seed=seed + i) for i in range(n)]
+                seed += n
+                elapsed, lat, errors = await closed_loop(url, bodies, c)
+                rows.append({"clients": c, "auctions": n, "per_s": n / elapsed, "p50_s": pct(lat, 0.5),
+                             "p99_s": pct(lat, 0.99), "errors": errors})  # fmt: skip
+                print(f"{c:>7} {n:>8} {n / elapsed:>10.2f} {pct(lat, 0.5):>6.2f} {pct(lat, 0.99):>6.2f} {errors:>6}")
+            RESULTS["scaling"] = rows
+
+            print("\n5. Cost growth (one client, K=4): candidate ads at 32 tokens, then max_tokens with 8 ads")
+            print(f"{'ads':>5} {'prompt tokens':>13} {'latency s':>9}")
+            rows = []
+            async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+                for n_ads in (5, 20, 50, 100):
+                    body = body_for(3, n_ads=n_ads, samples=4, max_tokens=32, seed=seed)
+                    seed += 1
+                    t0 = time.perf_counter()
+                    response = await http.post("/v1/auctions", json=body)
+                    latency = time.perf_counter() - t0
+                    response.raise_for_status()
+                    prompt_tokens = response.json()["prompt_tokens"]
+                    rows.append({"ads": n_ads, "latency_s": latency, "prompt_tokens": prompt_tokens})
+                    print(f"{n_ads:>5} {prompt_tokens:>13} {latency:>9.2f}")
+                RESULTS["ads_growth"] = rows
+                print(f"{'max_tokens':>10} {'latency s':>9} {'tokens':>7} {'tokens/s':>8}")
+                rows = []
+                for max_tokens in (16, 32, 64, 128, 256) if not quick else (16, 64):
+                    body = body_for(4, n_ads=8, samples=4, max_tokens=max_tokens, seed=seed)
+                    seed += 1
+                    before = await _generated_tokens(http)
+                    t0 = time.perf_counter()
+                    (await http.post("/v1/auctions", json=body)).raise_for_status()
+                    latency = time.perf_counter() - t0
+                    tokens = await _generated_tokens(http) - before
+                    rows.append({"max_tokens": max_tokens, "latency_s": latency, "tokens": tokens})
+                    print(f"{max_tokens:>10} {latency:>9.2f} {tokens:>7.0f} {tokens / latency:>8.0f}")
+                RESULTS["max_tokens_growth"] = rows
+        finally:
+            for process in (service, trivial):
+                process.terminate()
+                process.wait(60)
+
+
+async def _generated_tokens(http: httpx.AsyncClient) -> float:
+    return _metric((await http.get("/metrics")).text, "adauction_engine_generated_tokens_total")
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer points, for a smoke run")
+    quick = parser.parse_args().quick
+    started = time.perf_counter()
+    asyncio.run(generation_and_overhead(quick))
+    asyncio.run(over_http(quick))
+    out = PROJECT_ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(RESULTS, indent=2))
+    print(f"\nall benchmarks: {time.perf_counter() - started:.0f} s; results in {out / 'results.json'}")
