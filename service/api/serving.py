@@ -196,9 +196,7 @@ class AuctionService:
                 self._in_background(self._cache.put(key, generation, prepared.sampling.seed))
         clock.lap("generate")
 
-        outcome = auction.run(
-            prepared.context, [s.text for s in generation.samples], auction_id, self._ctr_model, self._weights
-        )
+        outcome = self._mechanism(prepared, generation)
         clock.lap("mechanism")
         link = self._links(prepared)
         text = exposure.render(outcome.served, link)
@@ -275,18 +273,12 @@ class AuctionService:
                     raise
                 finally:
                     metrics.ENGINE_IN_FLIGHT.dec()
-                generation = Generation(
-                    samples=tuple(Sample(i, texts[i], finish[i], tokens[i]) for i in range(prepared.sampling.n)),
-                    prompt_tokens=len(prepared.token_ids),
-                    cached_prompt_tokens=None,
-                )
+                generation = self._assembled(prepared, texts, finish, tokens)
                 self._count_generation(generation)
                 if self._cache:
                     self._in_background(self._cache.put(key, generation, prepared.sampling.seed))
             clock.lap("generate")
-            outcome = auction.run(
-                prepared.context, [s.text for s in generation.samples], auction_id, self._ctr_model, self._weights
-            )
+            outcome = self._mechanism(prepared, generation)
             clock.lap("mechanism")
             self._log_impression(prepared, generation, outcome, request_id, cache_hit=cached is not None)
             clock.lap("log")
@@ -319,12 +311,8 @@ class AuctionService:
                 # The client left mid-answer: keep what was generated and shown, for the
                 # record and for training, but price nothing: the answer was never completed.
                 metrics.STREAMS.labels("cut_short").inc()
-                partial = Generation(
-                    samples=tuple(Sample(i, texts[i], finish[i], tokens[i]) for i in range(prepared.sampling.n)),
-                    prompt_tokens=len(prepared.token_ids),
-                    cached_prompt_tokens=None,
-                )
-                outcome = auction.run(prepared.context, texts, auction_id, self._ctr_model, self._weights)
+                partial = self._assembled(prepared, texts, finish, tokens)
+                outcome = self._mechanism(prepared, partial)
                 self._log_impression(prepared, partial, outcome, request_id, cache_hit=False, shown_text=renderer.shown)
 
     # -- shared pieces ------------------------------------------------------------------------------------------
@@ -358,6 +346,16 @@ class AuctionService:
             metrics.ENGINE_IN_FLIGHT.dec()
         self._count_generation(generation)
         return generation
+
+    def _mechanism(self, prepared: Prepared, generation: Generation) -> auction.AuctionOutcome:
+        texts = [s.text for s in generation.samples]
+        return auction.run(prepared.context, texts, prepared.auction_id, self._ctr_model, self._weights)
+
+    @staticmethod
+    def _assembled(prepared: Prepared, texts: list[str], finish: list[str | None], tokens: list[int]) -> Generation:
+        """The K samples accumulated from a stream (complete, or as far as they got)."""
+        samples = tuple(Sample(i, texts[i], finish[i], tokens[i]) for i in range(prepared.sampling.n))
+        return Generation(samples=samples, prompt_tokens=len(prepared.token_ids), cached_prompt_tokens=None)
 
     @staticmethod
     def _count_generation(generation: Generation) -> None:

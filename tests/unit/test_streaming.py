@@ -101,6 +101,7 @@ def test_streamed_pieces_add_up_to_the_final_rendering(text: str, cuts: list[int
 @settings(max_examples=300, deadline=None)
 @given(text=pieces_of_text, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=30))
 def test_no_raw_marker_syntax_is_ever_shown(text: str, cuts: list[int]) -> None:
+    final = render(parse(text, ADS), link)
     renderer = StreamRenderer(ADS, link)
     last = 0
     for cut in [*sorted({c for c in cuts if c <= len(text)}), len(text)]:
@@ -108,5 +109,7 @@ def test_no_raw_marker_syntax_is_ever_shown(text: str, cuts: list[int]) -> None:
         last = cut
         shown = renderer.shown
         for ad in ADS:
-            assert ad.marker not in shown
-            assert f"[{ad.id}]" not in shown
+            assert ad.marker not in shown  # a complete marker is never shown raw, at any moment
+            # A stray "[ID]" may only appear if the final answer has it too: stripping "[Ad-22]" out of
+            # "[Ad-1[Ad-22]]" leaves the plain text "[Ad-1]" (no link, nothing billed), whole or streamed alike.
+            assert f"[{ad.id}]" not in shown or f"[{ad.id}]" in final
