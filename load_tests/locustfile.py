@@ -3,8 +3,8 @@
 Each simulated user has a profile from the catalogue and asks questions: most are fresh, a share repeats a
 small set of hot contexts (served from the sample cache). Every auction carries the question's category ads
 plus others from the catalogue (``LOAD_ADS`` in all, default 20), with bids drawn from each ad's typical range.
-A shown ad is clicked with probability 0.30 when it belongs to the question's category and 0.05 otherwise,
-halved for every other ad shown in the same answer (a documented toy click model, not the CTR model).
+Users click shown ads as the simulated users of ``service.training.click_simulator`` do (relevance to the
+question and profile, how natively the ad is placed, competition between similar ads, nothing when flooded).
 
 Settings (environment): LOAD_SAMPLES (K, 4), LOAD_MAX_TOKENS (32), LOAD_ADS (20), LOAD_REPEAT_SHARE (0.3),
 LOAD_API_KEY (when the service requires keys), LOAD_MAX_FAIL_RATIO (0.01), LOAD_MAX_P99_MS (60000).
@@ -22,6 +22,9 @@ from typing import Any
 
 from locust import HttpUser, between, events, task
 from locust.env import Environment
+
+from service.mechanism.types import Ad, AuctionContext
+from service.training.click_simulator import simulate_clicks
 
 CATALOG: dict[str, Any] = json.loads(resources.files("service.data").joinpath("catalog.json").read_text())
 SAMPLES = int(os.environ.get("LOAD_SAMPLES", "4"))
@@ -50,19 +53,12 @@ def auction_body(rng: random.Random, profile: dict[str, Any], query: dict[str, A
     }
 
 
-def click_probability(ad_category: str, query_category: str, ads_shown: int) -> float:
-    base = 0.30 if ad_category == query_category else 0.05
-    return base / 2.0 ** max(0, ads_shown - 1)
-
-
 # A few contexts that many users send: they exercise the sample cache.
 _hot_rng = random.Random(7)
 HOT = [
     auction_body(_hot_rng, _hot_rng.choice(CATALOG["profiles"]), _hot_rng.choice(CATALOG["queries"]))
     for _ in range(HOT_CONTEXTS)
 ]
-CATEGORY = {a["id"]: a["category"] for a in CATALOG["ads"]}
-QUERY_CATEGORY = {q["query"]: q["category"] for q in CATALOG["queries"]}
 
 
 class ChatFrontend(HttpUser):
@@ -90,16 +86,19 @@ class ChatFrontend(HttpUser):
                 response.failure("malformed auction result")
                 return
             response.success()
-        shown = [a for a in result["ads"] if a["exposed"]]
-        for ad in shown:
-            p = click_probability(CATEGORY.get(ad["id"], ""), QUERY_CATEGORY.get(body["query"], ""), len(shown))
-            if self.rng.random() < p:
-                with self.client.get(ad["click_url"], name="[click]", allow_redirects=False,
-                                     catch_response=True) as click:  # fmt: skip
-                    if click.status_code == 302:
-                        click.success()
-                    else:
-                        click.failure(f"click HTTP {click.status_code}")
+        context = AuctionContext(
+            query=body["query"],
+            user_id=body["user"]["id"],
+            profile=body["user"]["profile"],
+            ads=tuple(Ad(a["id"], a["title"], a["url"], a["bid"]) for a in body["ads"]),
+        )
+        links = {a["id"]: a["click_url"] for a in result["ads"] if a["exposed"]}
+        for ad_id in simulate_clicks(context, result["raw_text"], result["auction_id"]):
+            with self.client.get(links[ad_id], name="[click]", allow_redirects=False, catch_response=True) as click:
+                if click.status_code == 302:
+                    click.success()
+                else:
+                    click.failure(f"click HTTP {click.status_code}")
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]
