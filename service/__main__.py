@@ -48,14 +48,16 @@ def serve() -> None:
 
 
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys: make, issue (in Redis) and revoke")
+ScopesOption = Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")]
+PerMinuteOption = Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")]
 cli.add_typer(keys_cli, name="keys")
 
 
 @keys_cli.command("new")
 def keys_new(
     name: str,
-    scopes: Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")] = "auctions",
-    per_minute: Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")] = None,
+    scopes: ScopesOption = "auctions",
+    per_minute: PerMinuteOption = None,
 ) -> None:
     """Make a key and print it with its AUCTION_API_KEYS entry (only the hash goes into the configuration)."""
     from service.security.keys import hash_key, new_key, parse_entry
@@ -70,8 +72,8 @@ def keys_new(
 @keys_cli.command("issue")
 def keys_issue(
     name: str,
-    scopes: Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")] = "auctions",
-    per_minute: Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")] = None,
+    scopes: ScopesOption = "auctions",
+    per_minute: PerMinuteOption = None,
 ) -> None:
     """Make a key and store its hash in Redis (REDIS_URL, or the embedded server): valid on every replica."""
     import asyncio

@@ -24,12 +24,10 @@ import hashlib
 import math
 import random
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
-from service.mechanism.ctr import ad_words, words
+from service.mechanism.ctr import features, words
 from service.mechanism.exposure import parse
 from service.mechanism.types import Ad, AuctionContext
 
@@ -51,14 +49,6 @@ def category(ad: Ad) -> str:
     return segments[0] if len(segments) > 1 else ad.id
 
 
-def _flatten(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return " ".join(_flatten(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return " ".join(_flatten(v) for v in value)
-    return "" if value is None else str(value)
-
-
 def _rng(*parts: object) -> random.Random:
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
@@ -74,12 +64,11 @@ def click_probabilities(
     """Probability that this user clicks each ad shown in ``answer`` (before flooding and competition)."""
     exposure = parse(answer, context.ads)
     query_terms = words(context.query)
-    profile_terms = words(_flatten(context.profile))
     user = propensity(context.user_id, seed)
     out = {}
     for ad_id in exposure.exposed:
         ad = next(a for a in context.ads if a.id == ad_id)
-        terms = ad_words(ad)
+        query_relevance, profile_relevance, position, _ = features(context, ad, exposure)
         placement = next(p for p in exposure.placements if p.ad_id == ad_id)
         start = max((m.end() for m in _SENTENCE_END.finditer(answer, 0, placement.start)), default=0)
         end_match = _SENTENCE_END.search(answer, placement.end)
@@ -89,10 +78,10 @@ def click_probabilities(
         native = 1.0 if words(sentence) & query_terms else 0.0
         z = (
             model.intercept
-            + model.query_weight * (len(terms & query_terms) / len(terms) if terms else 0.0)
-            + model.profile_weight * (len(terms & profile_terms) / len(terms) if terms else 0.0)
+            + model.query_weight * query_relevance
+            + model.profile_weight * profile_relevance
             + model.native_weight * native
-            + model.position_weight * (exposure.first_position(ad_id) or 0.0)
+            + model.position_weight * position
         )
         out[ad_id] = min(1.0, user / (1.0 + math.exp(-z)))
     return out
