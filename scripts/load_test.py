@@ -8,66 +8,43 @@ the error ratio or p99 latency passes LOAD_MAX_FAIL_RATIO / LOAD_MAX_P99_MS).
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from service.config import PROJECT_ROOT
-from service.storage.redis import free_port
+from service.training.service_process import ServiceStartError, running_service
 
 
 def main(users: int, spawn_rate: float, duration: str) -> int:
     out = PROJECT_ROOT / "var" / "load"
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-            "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"),
-            "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool" / "events.jsonl"),
-            "AUCTION_RATE_LIMIT_PER_MINUTE": "0",  # every simulated user shares one address here
-            "AUCTION_LOG_LEVEL": "warning",
-        }
-        log = (out / "service.log").open("wb")
-        service = subprocess.Popen([sys.executable, "-m", "service", "serve"], cwd=PROJECT_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if service.poll() is not None or time.monotonic() > deadline:
-                    print(f"the service did not start; see {out / 'service.log'}")
-                    return 2
-                time.sleep(1)
-            locust = [
-                sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "load_tests" / "locustfile.py"),
-                "--headless", "-u", str(users), "-r", str(spawn_rate), "-t", duration, "--host", url,
-                "--csv", str(out / "run"), "--html", str(out / "report.html"), "--only-summary",
-            ]  # fmt: skip
-            code = subprocess.run(locust, cwd=PROJECT_ROOT, check=False).returncode
-            metrics = httpx.get(f"{url}/metrics").text
-            for line in metrics.splitlines():
-                if line.startswith(("adauction_events_total{", "adauction_sample_cache_requests_total{")) and \
-                        not line.endswith(" 0.0"):  # fmt: skip
-                    print(line)
-            print(f"reports: {out / 'run_stats.csv'}, {out / 'report.html'}")
-            return code
-        finally:
-            service.terminate()
-            service.wait(60)
+            with running_service({}, Path(tmp), out / "service.log", startup_timeout_s=300) as url:
+                return run_locust(url, out, users, spawn_rate, duration)
+        except ServiceStartError as exc:
+            print(exc)
+            return 2
+
+
+def run_locust(url: str, out: Path, users: int, spawn_rate: float, duration: str) -> int:
+    locust = [
+        sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "load_tests" / "locustfile.py"),
+        "--headless", "-u", str(users), "-r", str(spawn_rate), "-t", duration, "--host", url,
+        "--csv", str(out / "run"), "--html", str(out / "report.html"), "--only-summary",
+    ]  # fmt: skip
+    code = subprocess.run(locust, cwd=PROJECT_ROOT, check=False).returncode
+    metrics = httpx.get(f"{url}/metrics").text
+    for line in metrics.splitlines():
+        if line.startswith(("adauction_events_total{", "adauction_sample_cache_requests_total{")) and \
+                not line.endswith(" 0.0"):  # fmt: skip
+            print(line)
+    print(f"reports: {out / 'run_stats.csv'}, {out / 'report.html'}")
+    return code
 
 
 if __name__ == "__main__":

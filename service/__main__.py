@@ -32,11 +32,13 @@ def serve() -> None:
 
     from service.engine.model_store import prepare_default_model
     from service.main import create_app
+    from service.training.versions import serving_settings
 
     settings = get_settings()
     log_config = configure_logging(settings.log_level, settings.log_format)
     if Path(settings.model) == DEFAULT_MODEL_DIR:
         prepare_default_model(DEFAULT_MODEL_DIR)
+    settings = serving_settings(settings)  # merges a model version's adapters once (cached)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         default=str(DEFAULT_MODEL_DIR), description="HF model folder or name; default: the bundled SmolLM2-135M"
     )
     served_model_name: str | None = None
+    model_version: str | None = Field(
+        default=None,
+        description="Registered model version to serve (`base`: the model as it is); default: the registry's "
+        "DEFAULT when the bundled model runs in-process, else base",
+    )
+    versions_dir: Path = PROJECT_ROOT / "versions"
+    merged_models_dir: Path = PROJECT_ROOT / "models" / "merged"
     dtype: str = "bfloat16"
     max_model_len: Annotated[int, Field(ge=256)] = 4096
     enforce_eager: bool = True
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.model_version is None:
+            # The registry's versions are adapters of the bundled model (wherever its folder lives, e.g. in an image).
+            bundled = self.engine == "inprocess" and Path(self.model).name == DEFAULT_MODEL_DIR.name
+            default_file = self.versions_dir / "DEFAULT"
+            default = default_file.read_text("utf-8").strip() if bundled and default_file.is_file() else ""
+            self.model_version = default if default and (self.versions_dir / default).is_dir() else "base"
+        if self.model_version != "base" and self.engine == "remote":
+            raise ValueError("AUCTION_MODEL_VERSION applies to the in-process engine; a remote server serves its own")
         if self.auth_required is None:
             self.auth_required = self.environment == "production"
         if self.auth_required and not self.api_keys and self.redis_url is None:

@@ -131,7 +131,8 @@ class AuctionResponse(BaseModel):
     raw_text: str = Field(description="The served sample as the model wrote it")
     served_index: int
     samples: int = Field(description="K")
-    model: str
+    model: str = Field(description="The model version that sampled the answers")
+    ctr_model: str = Field(description="The CTR model version that estimated ITCTR and payments")
     prompt_hash: str
     prompt_tokens: int = Field(description="Length of the prompt in the model's tokens")
     seed: int

@@ -427,6 +427,7 @@ class AuctionService:
             served_index=outcome.served_index,
             samples=len(texts),
             model=self._engine.model_name,
+            ctr_model=self._ctr_model.version,
             prompt_hash=prepared.prompt.hash,
             prompt_tokens=len(prepared.token_ids),
             seed=prepared.sampling.seed,

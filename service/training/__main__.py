@@ -1,4 +1,4 @@
-"""Training data out of the logs: ``python -m service.training export`` and ``… fit-ctr``."""
+"""Offline training jobs: ``python -m service.training export | fit-ctr | irpo | audit | merge``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ from service.training.export import export as run_export
 from service.training.fit import fit_ctr as run_fit
 from service.training.fit import read_rows
 
+
+def _job_logging() -> None:
+    """Plain-text logs for offline jobs; the per-request lines of their HTTP client would drown the progress bars."""
+    import logging
+
+    from service.observability.logging import configure_logging
+
+    configure_logging("info", "text")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data from the event log")
 
 
@@ -32,6 +43,7 @@ def export(
     delta: Annotated[float, typer.Option(help="DPO pair threshold δ in objective units (paper: 10)")] = 10.0,
     ctr_model: Annotated[Path | None, typer.Option(help="CTR model JSON for the DPO objective")] = None,
     final: Annotated[bool, typer.Option(help="Export every impression now, without waiting out its window")] = False,
+    impressions: Annotated[bool, typer.Option(help="Also write the exported impressions (all K samples)")] = False,
     group: Annotated[str, typer.Option(help="Consumer group")] = "training-export",
     consumer: Annotated[str, typer.Option(help="Consumer name within the group")] = "exporter",
 ) -> None:
@@ -54,6 +66,7 @@ def export(
                     ctr_model=model,
                     weights=weights,
                     final=final,
+                    with_impressions=impressions,
                     progress=bar.update,
                 )
         typer.echo(json.dumps(dataclasses.asdict(report), indent=2))
@@ -73,6 +86,104 @@ def fit_ctr(
     path = out or PROJECT_ROOT / "models" / "ctr" / f"{model.version}.json"
     save_ctr_model(model, path, info)
     typer.echo(json.dumps({"path": str(path), "version": model.version, **info}, indent=2))
+
+
+VersionsDirOption = Annotated[Path, typer.Option(help="Model version registry")]
+
+
+@cli.command()
+def irpo(
+    run_dir: Annotated[Path, typer.Option(help="Working folder: every stage's output; rerun to resume")] = PROJECT_ROOT
+    / "var"
+    / "irpo"
+    / "run",
+    versions_dir: VersionsDirOption = PROJECT_ROOT / "versions",
+    rounds: Annotated[int, typer.Option(min=0, help="IRPO rounds after the warm start")] = 3,
+    start_from: Annotated[
+        str | None, typer.Option("--from", help="Continue from this registered version (no warm start)")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Version names: <prefix>-r<round>")] = "irpo",
+    sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 192,
+    sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: one epoch)")] = -1,
+    contexts: Annotated[int, typer.Option(min=1, help="Auctions per round")] = 96,
+    samples: Annotated[int, typer.Option(min=2, max=16, help="K samples per auction")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=8, help="Tokens per sample")] = 96,
+    delta: Annotated[
+        float, typer.Option(help="DPO pair threshold δ, objective units (paper: 10 on a ~20× larger scale)")
+    ] = 1.0,
+    max_pairs: Annotated[int, typer.Option(min=1, help="DPO pairs per round (seeded subsample)")] = 80,
+    dpo_max_steps: Annotated[int, typer.Option(help="Cap DPO steps per round (-1: one epoch)")] = -1,
+    beta: Annotated[float, typer.Option(help="DPO β (paper: 0.1)")] = 0.1,
+    audit: Annotated[bool, typer.Option(help="Audit base and every version of the run at the end")] = True,
+    audit_sweeps: Annotated[int, typer.Option(min=1, help="Bid sweeps (held-out contexts)")] = 8,
+    audit_samples: Annotated[int, typer.Option(min=2, max=16, help="K per sweep point")] = 12,
+    audit_contexts: Annotated[int, typer.Option(min=1, help="Held-out contexts for revenue/reward")] = 24,
+    set_default: Annotated[bool, typer.Option(help="Make the last version the registry's DEFAULT")] = False,
+    seed: int = 0,
+) -> None:
+    """Warm start (LoRA SFT) + IRPO rounds (auctions → clicks → CTR refit → DPO pairs → LoRA DPO → new version)
+    + the mechanism audit, through the real service and Redis. Resumable."""
+    from service.training.audit import AuditConfig
+    from service.training.irpo import LoopConfig, run_loop
+
+    _job_logging()
+    defaults = LoopConfig()
+    audit_config = AuditConfig(
+        sweep_contexts=audit_sweeps, sweep_samples=audit_samples, metric_contexts=audit_contexts, max_tokens=max_tokens
+    )
+    config = LoopConfig(
+        run_dir=run_dir,
+        versions_dir=versions_dir,
+        start_from=start_from,
+        prefix=prefix,
+        rounds=rounds,
+        sft_examples=sft_examples,
+        sft=dataclasses.replace(defaults.sft, max_steps=sft_max_steps),
+        contexts_per_round=contexts,
+        samples=samples,
+        max_tokens=max_tokens,
+        delta=delta,
+        max_pairs=max_pairs,
+        dpo=dataclasses.replace(defaults.dpo, max_steps=dpo_max_steps, beta=beta),
+        seed=seed,
+        audit=audit_config if audit else None,
+        set_default=set_default,
+    )
+    produced = run_loop(config)
+    typer.echo(json.dumps({"versions": produced, "run_dir": str(run_dir)}, indent=2))
+
+
+@cli.command("audit")
+def audit_cmd(
+    versions: Annotated[list[str], typer.Argument(help="Versions to audit, in order (`base`: the bundled model)")],
+    out_dir: Annotated[Path, typer.Option(help="Reports and plots")] = PROJECT_ROOT / "var" / "audit",
+    versions_dir: VersionsDirOption = PROJECT_ROOT / "versions",
+    sweeps: Annotated[int, typer.Option(min=1, help="Bid sweeps (held-out contexts)")] = 8,
+    samples: Annotated[int, typer.Option(min=2, max=16, help="K per sweep point")] = 12,
+    contexts: Annotated[int, typer.Option(min=1, help="Held-out contexts for revenue/reward")] = 24,
+    max_tokens: Annotated[int, typer.Option(min=8)] = 96,
+) -> None:
+    """Mechanism audit of model versions: bid sweeps (ITCTR monotonicity, continuity), IR violations, revenue
+    and reward per query; JSON reports and PNG plots in OUT_DIR."""
+    from service.training.audit import AuditConfig, audit_versions, summary_rows
+
+    _job_logging()
+    config = AuditConfig(sweep_contexts=sweeps, sweep_samples=samples, metric_contexts=contexts, max_tokens=max_tokens)
+    reports = audit_versions(versions, config, out_dir, env={"AUCTION_VERSIONS_DIR": str(versions_dir)})
+    typer.echo(json.dumps(summary_rows(reports), indent=1))
+
+
+@cli.command()
+def merge(
+    version: Annotated[str | None, typer.Argument(help="Default: AUCTION_MODEL_VERSION / the DEFAULT")] = None,
+) -> None:
+    """Merge a version's adapter chain into plain weights and print the folder (AUCTION_VERSIONS_DIR,
+    AUCTION_MERGED_MODELS_DIR, AUCTION_MODEL): for an image build or a remote vLLM server; `serve` merges too."""
+    from service.training.versions import materialize
+
+    settings = get_settings()
+    name = version or settings.model_version or "base"
+    typer.echo(str(materialize(settings.versions_dir, name, Path(settings.model), settings.merged_models_dir)))
 
 
 if __name__ == "__main__":

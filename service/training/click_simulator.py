@@ -107,3 +107,22 @@ def simulate_clicks(
             clicked.append(ad_id)
             taken_categories.add(group)
     return clicked
+
+
+def click_expectations(
+    context: AuctionContext, answer: str, model: ClickModel = ClickModel(), seed: int = 0
+) -> dict[str, float]:
+    """P(this user clicks ad i) for every ad shown in ``answer``, flooding and competition included: exactly the
+    distribution ``simulate_clicks`` draws from (an ad is clicked when no likelier competitor was)."""
+    probabilities = click_probabilities(context, answer, model, seed)
+    if len(probabilities) >= model.flood_threshold:
+        return dict.fromkeys(probabilities, 0.0)
+    by_id = {ad.id: ad for ad in context.ads}
+    none_taken: dict[str, float] = {}  # per category: P(no likelier competitor was clicked)
+    out = {}
+    for ad_id, p in sorted(probabilities.items(), key=lambda item: -item[1]):
+        group = category(by_id[ad_id])
+        free = none_taken.get(group, 1.0)
+        out[ad_id] = free * p
+        none_taken[group] = free * (1.0 - p)
+    return out

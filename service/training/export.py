@@ -89,10 +89,10 @@ def _decode(batch: list[Any]) -> Iterator[Entry]:
         yield eid, json.loads(fields[b"data"]), fields.get(b"dup") == b"1"
 
 
-def _write_outputs(out_dir: Path, stamp: str, rows: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[str]:
+def _write_outputs(out_dir: Path, stamp: str, outputs: dict[str, list[dict[str, Any]]]) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, data in (("ctr", rows), ("dpo", pairs)):
+    for name, data in outputs.items():
         path = out_dir / f"{name}-{stamp}.jsonl"
         with path.open("w", encoding="utf-8") as f:
             for row in data:
@@ -116,9 +116,11 @@ async def export(
     now: float | None = None,
     final: bool = False,
     page: int = 500,
+    with_impressions: bool = False,
     progress: Callable[[int], None] = lambda n: None,
 ) -> ExportReport:
-    """``final``: treat every impression as final now (end of a run), instead of waiting out its window."""
+    """``final``: treat every impression as final now (end of a run), instead of waiting out its window.
+    ``with_impressions``: also write the exported impressions themselves (to rebuild pairs with a later CTR model)."""
     now = time.time() if now is None else now
     cutoff = math.inf if final else now - window_s
     for stream in (IMPRESSIONS, CLICKS):
@@ -135,6 +137,7 @@ async def export(
     rows: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     ack_impressions: list[str] = []
+    exported: list[dict[str, Any]] = []
     ack_clicks: list[str] = []
     for entry_id, event, _ in impressions:
         its_clicks = by_auction.get(event["auction_id"], [])
@@ -164,6 +167,7 @@ async def export(
         pairs.extend(new_pairs)
         report.dpo_contexts += bool(new_pairs)
         ack_impressions.append(entry_id)
+        exported.append(event)
         report.impressions_exported += 1
     for auction_id, its_clicks in by_auction.items():
         if auction_id in known:
@@ -178,7 +182,8 @@ async def export(
     report.ctr_rows, report.dpo_pairs = len(rows), len(pairs)
     if ack_impressions:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-        report.files = await asyncio.to_thread(_write_outputs, out_dir, stamp, rows, pairs)
+        outputs = {"ctr": rows, "dpo": pairs} | ({"impressions": exported} if with_impressions else {})
+        report.files = await asyncio.to_thread(_write_outputs, out_dir, stamp, outputs)
     if ack_impressions:
         await redis.xack(IMPRESSIONS, group, *ack_impressions)
     if ack_clicks:

@@ -63,6 +63,7 @@ def running_service(workdir: Path, redis_url: str, **overrides: str) -> Iterator
         "PORT": str(port),
         "AUCTION_HOST": "127.0.0.1",
         "AUCTION_ENVIRONMENT": "test",
+        "AUCTION_MODEL_VERSION": "base",  # these suites pin the bundled model; trained versions: tests/training
         "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
         "AUCTION_DEFAULT_SAMPLES": "4",
         "AUCTION_DEFAULT_MAX_TOKENS": "24",

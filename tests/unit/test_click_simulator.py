@@ -48,3 +48,29 @@ def test_clicks_are_seeded_and_probabilities_bounded() -> None:
     assert set(probabilities) == {"Ad-1"}
     assert 0.0 < probabilities["Ad-1"] <= 1.0
     assert click_probabilities(context(), "No ads in this answer.") == {}
+
+
+def test_click_expectations_are_the_frequencies_simulate_clicks_draws() -> None:
+    from service.training.click_simulator import click_expectations
+
+    both = "Running shoe: @ArchGuard Stability Runner@[Ad-1]. Running insoles: @CloudStep Running Insoles@[Ad-2]."
+    model = ClickModel(intercept=1.0)
+    user = context("u7")
+    expected = click_expectations(user, both, model)
+    draws = 4000
+    counts = {"Ad-1": 0, "Ad-2": 0}
+    for i in range(draws):
+        for ad_id in simulate_clicks(user, both, f"a{i}", model):
+            counts[ad_id] += 1
+    for ad_id, p in expected.items():
+        assert abs(counts[ad_id] / draws - p) < 4 * (p * (1 - p) / draws) ** 0.5 + 1e-9
+    # Competition: together they are clicked less often than their independent probabilities say.
+    independent = click_probabilities(user, both, model)
+    assert expected["Ad-2"] < independent["Ad-2"] or expected["Ad-1"] < independent["Ad-1"]
+
+
+def test_a_flooded_answer_is_expected_to_get_no_click() -> None:
+    from service.training.click_simulator import click_expectations
+
+    flooded = "@ArchGuard Stability Runner@[Ad-1] @CloudStep Running Insoles@[Ad-2] @BrewMaster Burr Grinder@[Ad-3]"
+    assert click_expectations(context(), flooded) == {"Ad-1": 0.0, "Ad-2": 0.0, "Ad-3": 0.0}

@@ -1,0 +1,72 @@
+"""Run the real service (``python -m service serve``) as a child process for an offline job: the IRPO loop, the
+audit and the load test talk to it over HTTP exactly as a frontend would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+from service.config import PROJECT_ROOT
+from service.storage.redis import free_port
+
+
+class ServiceStartError(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def running_service(
+    env: Mapping[str, str], workdir: Path, log_path: Path, startup_timeout_s: float = 600.0
+) -> Iterator[str]:
+    """Start the service on a free port with ``env`` (AUCTION_* overrides), wait until ready, yield its base URL,
+    stop it (SIGTERM: it drains and flushes its event log) on exit. Its Redis data and spool live in ``workdir``
+    unless ``env`` names a REDIS_URL."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PORT": str(port),
+        "AUCTION_HOST": "127.0.0.1",
+        "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
+        "AUCTION_REDIS_DATA_DIR": str(workdir / "redis"),
+        "AUCTION_SPOOL_PATH": str(workdir / "spool" / "events.jsonl"),
+        "AUCTION_RATE_LIMIT_PER_MINUTE": "0",  # one client address drives every simulated user
+        "AUCTION_LOG_LEVEL": "warning",
+        **env,
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"],
+            cwd=PROJECT_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + startup_timeout_s
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise ServiceStartError(f"the service did not start; see {log_path}")
+                time.sleep(1)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(120)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
