@@ -124,6 +124,7 @@ TABLE_COLUMNS = (
     ("ads_per_answer", "ads/answer", "{:.2f}"),
     ("monotone_share", "monotone", "{:.0%}"),
     ("inert_sweeps", "inert sweeps", "{}"),
+    ("monotone_share_live", "monotone (ad shown)", "{:.0%}"),
     ("rising_share", "rising", "{:.0%}"),
     ("mean_max_jump", "max jump", "{:.3f}"),
     ("ir_violations_all", "IR violations", "{}"),
