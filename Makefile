@@ -53,7 +53,7 @@ bench: setup model
 load: setup model
 	$(BIN)/python scripts/load_test.py
 
-# IRPO at laptop scale: warm start + 3 rounds + audit into a fresh registry (≈ 1.5 h here; docs/irpo.md).
+# IRPO at laptop scale: warm start + 3 rounds + audit into a fresh registry (≈ 75 min here; docs/irpo.md).
 # Resumable: run it again after a stop. `make irpo IRPO_ARGS="--set-default --versions-dir versions"` retrains the shipped one.
 IRPO_RUN ?= var/irpo/run
 IRPO_ARGS ?= --versions-dir $(IRPO_RUN)/versions

@@ -109,7 +109,7 @@ def irpo(
     samples: Annotated[int, typer.Option(min=2, max=16, help="K samples per auction")] = 8,
     max_tokens: Annotated[int, typer.Option(min=8, help="Tokens per sample")] = 96,
     delta: Annotated[
-        float, typer.Option(help="DPO pair threshold δ, objective units (paper: 10 on a ~20× larger scale)")
+        float, typer.Option(help="DPO pair threshold δ, objective units (paper: 10 on a ~100× larger scale)")
     ] = 1.0,
     max_pairs: Annotated[int, typer.Option(min=1, help="DPO pairs per round (seeded subsample)")] = 80,
     dpo_max_steps: Annotated[int, typer.Option(help="Cap DPO steps per round (-1: one epoch)")] = -1,

@@ -66,7 +66,7 @@ class LoopConfig:
     contexts_per_round: int = 96
     samples: int = 8  # K
     max_tokens: int = 96
-    # δ in objective units. The paper's 10 fits its value scale (revenue/query 47–125); ours is ~20× smaller
+    # δ in objective units. The paper's 10 fits its value scale (revenue/query 47–125); ours is ~100× smaller
     # (best sample of a context ≲ 2), where δ = 10 keeps only pairs whose rejected sample has a format error
     # (penalty 10) and never one about which ad or which bid. See docs/irpo.md.
     delta: float = 1.0
