@@ -24,8 +24,8 @@ def main(users: int, spawn_rate: float, duration: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            with running_service({}, Path(tmp), out / "service.log", startup_timeout_s=300) as url:
-                return run_locust(url, out, users, spawn_rate, duration)
+            with running_service({}, Path(tmp), out / "service.log", startup_timeout_s=300) as service:
+                return run_locust(service.base_url, out, users, spawn_rate, duration)
         except ServiceStartError as exc:
             print(exc)
             return 2

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service import limits
+from service.training import versions
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "smollm2-135m-instruct"
@@ -121,9 +122,8 @@ class Settings(BaseSettings):
         if self.model_version is None:
             # The registry's versions are adapters of the bundled model (wherever its folder lives, e.g. in an image).
             bundled = self.engine == "inprocess" and Path(self.model).name == DEFAULT_MODEL_DIR.name
-            default_file = self.versions_dir / "DEFAULT"
-            default = default_file.read_text("utf-8").strip() if bundled and default_file.is_file() else ""
-            self.model_version = default if default and (self.versions_dir / default).is_dir() else "base"
+            default = versions.default_version(self.versions_dir) if bundled else versions.BASE
+            self.model_version = default if (self.versions_dir / default).is_dir() else versions.BASE
         if self.model_version != "base" and self.engine == "remote":
             raise ValueError("AUCTION_MODEL_VERSION applies to the in-process engine; a remote server serves its own")
         if self.auth_required is None:

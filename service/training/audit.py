@@ -69,23 +69,24 @@ async def audit_url(url: str, version: str, config: AuditConfig) -> AuditReport:
 
     sweep_stats = [stats(s) for s in swept]
     metric_stats = [stats(s) for s in measured]
-    curves = []
     per_point = len(config.bid_grid)
-    for i, (item, ad_id) in enumerate(sweeps):
-        chunk = sweep_stats[i * per_point : (i + 1) * per_point]
-        sweep = evaluation.sweep_of(config.bid_grid, [s.itctr[ad_id] for s in chunk])
-        curves.append({"query": item.context.query, "ad_id": ad_id, **asdict(sweep), "monotone": sweep.monotone})
-    sweep_objs = [evaluation.Sweep(tuple(c["bids"]), tuple(c["itctr"]), tuple(c["stderr"])) for c in curves]
+    curves = [
+        evaluation.sweep_of(config.bid_grid, [s.itctr[ad_id] for s in sweep_stats[i * per_point : (i + 1) * per_point]])
+        for i, (_, ad_id) in enumerate(sweeps)
+    ]
     first = measured[0].response if measured else swept[0].response
     return AuditReport(
         version=version,
         model=first["model"],
-        ctr_model=first.get("ctr_model", ""),
+        ctr_model=first["ctr_model"],
         config=asdict(config),
         metrics=evaluation.summarize(metric_stats),
-        sweep_summary=evaluation.summarize_sweeps(sweep_objs),
+        sweep_summary=evaluation.summarize_sweeps(curves),
         ir_violations=sum(s.ir_violations for s in sweep_stats + metric_stats),
-        sweeps=curves,
+        sweeps=[
+            {"query": item.context.query, "ad_id": ad_id, **asdict(sweep), "monotone": sweep.monotone}
+            for (item, ad_id), sweep in zip(sweeps, curves, strict=True)
+        ],
     )
 
 
@@ -99,8 +100,8 @@ def audit_versions(
     for version in versions:
         path = out_dir / f"{version}.json"
         service_env = {**(env or {}), "AUCTION_MODEL_VERSION": version, "AUCTION_SAMPLE_CACHE_TTL_S": "0"}
-        with running_service(service_env, out_dir / "work", out_dir / "service.log") as url:
-            report = asyncio.run(audit_url(url, version, config))
+        with running_service(service_env, out_dir / "work", out_dir / "service.log") as service:
+            report = asyncio.run(audit_url(service.base_url, version, config))
         path.write_text(json.dumps(asdict(report), indent=1) + "\n", "utf-8")
         reports.append(report)
     write_summary(reports, out_dir)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from service.data import catalog
 from service.mechanism.types import Ad, AuctionContext
+from service.training.click_simulator import category
 
 Split = Literal["train", "heldout"]
 NO_AD_CATEGORY = "none"
@@ -44,9 +45,9 @@ class CatalogContext:
         }
 
 
-def ad_category(ad: Ad) -> str:
-    """The catalogue's ads carry their category as the first segment of the landing-page path."""
-    return ad.url.split("://", 1)[-1].split("/")[1]
+# The catalogue's ads carry their category as the first segment of the landing-page path, which is also how the
+# simulated users tell competing ads apart.
+ad_category = category
 
 
 def split_queries(split: Split, data: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -141,10 +141,10 @@ def collect(config: LoopConfig, round_no: int, parent: str, redis_url: str) -> d
     options = {"samples": config.samples, "max_tokens": config.max_tokens, "return_samples": True}
     env = {**config.service_env(parent), "REDIS_URL": redis_url}
     workdir = config.run_dir / f"round-{round_no}"
-    with running_service(env, workdir / "service", workdir / "service.log") as url:
+    with running_service(env, workdir / "service", workdir / "service.log") as service:
         served = asyncio.run(
             serve_auctions(
-                url,
+                service.base_url,
                 items,
                 options,
                 click_model=ClickModel(),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,13 +23,24 @@ class ServiceStartError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class ServiceProcess:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextlib.contextmanager
 def running_service(
     env: Mapping[str, str], workdir: Path, log_path: Path, startup_timeout_s: float = 600.0
-) -> Iterator[str]:
-    """Start the service on a free port with ``env`` (AUCTION_* overrides), wait until ready, yield its base URL,
-    stop it (SIGTERM: it drains and flushes its event log) on exit. Its Redis data and spool live in ``workdir``
-    unless ``env`` names a REDIS_URL."""
+) -> Iterator[ServiceProcess]:
+    """Start the service on a free port with ``env`` (AUCTION_* overrides), wait until ready, yield it, stop it
+    (SIGTERM: it drains and flushes its event log) on exit unless it already stopped. Its Redis data and spool
+    live in ``workdir`` unless ``env`` names a REDIS_URL. ``ServiceStartError`` (with the log's tail) when it
+    exits or is not ready in time."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -42,7 +54,6 @@ def running_service(
         **env,
     }
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{port}"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service", "serve"],
@@ -51,19 +62,24 @@ def running_service(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        try:
-            deadline = time.monotonic() + startup_timeout_s
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise ServiceStartError(f"the service did not start; see {log_path}")
-                time.sleep(1)
-            yield url
-        finally:
+    service = ServiceProcess(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if process.poll() is not None:
+                raise ServiceStartError(f"the service exited with {process.returncode} during start-up:\n"
+                                        f"{service.log_tail()}")  # fmt: skip
+            try:
+                if httpx.get(f"{service.base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceStartError(f"the service was not ready after {startup_timeout_s} s:\n{service.log_tail()}")
+            time.sleep(1)
+        yield service
+    finally:
+        if process.poll() is None:
             process.terminate()
             try:
                 process.wait(120)

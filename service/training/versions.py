@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ BASE = "base"
 VERSION_FILE = "version.json"
 DEFAULT_FILE = "DEFAULT"
 ADAPTER_WEIGHTS = "adapter/adapter_model.safetensors"
+MERGED_STAMP = ".version.json"  # in a merged folder: the chain fingerprint it was built from
 
 
 class VersionError(ValueError):
@@ -96,8 +98,6 @@ def register(
     report: dict[str, Any] | None = None,
 ) -> Version:
     """Copy an adapter (and its CTR model) into the registry as version ``name``."""
-    import shutil
-
     if name == BASE:
         raise VersionError(f"{BASE!r} is the bundled model's name")
     if parent != BASE:
@@ -139,10 +139,9 @@ def materialize(versions_dir: Path, name: str, base_dir: Path, cache_dir: Path) 
     expected_base = versions[0].info.get("base_model")
     if expected_base and expected_base != base_dir.name:
         raise VersionError(f"model version {name!r} was trained on {expected_base!r}, not on {base_dir.name!r}")
-    stamp_name = ".version.json"
     out = cache_dir / name
     key = fingerprint(versions_dir, name)
-    stamp = out / stamp_name
+    stamp = out / MERGED_STAMP
     if stamp.exists() and json.loads(stamp.read_text("utf-8")).get("fingerprint") == key:
         return out
     from service.training.lora import merge_adapter
@@ -154,7 +153,7 @@ def materialize(versions_dir: Path, name: str, base_dir: Path, cache_dir: Path) 
         parent = target
     # Intermediate versions were rebuilt along the way: stamp them all.
     for version in versions:
-        (cache_dir / version.name / stamp_name).write_text(
+        (cache_dir / version.name / MERGED_STAMP).write_text(
             json.dumps({"version": version.name, "fingerprint": fingerprint(versions_dir, version.name)}), "utf-8"
         )
     return out

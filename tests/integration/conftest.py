@@ -4,16 +4,9 @@ with the default model, reached over HTTP on loopback."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +16,14 @@ from redis import Redis as SyncRedis
 
 from service.data import catalog as bundled_catalog
 from service.storage.redis import RedisServer
+from service.training import service_process
+from service.training.service_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 300
 GENERATION_TIMEOUT_S = 30
 
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+Server = ServiceProcess  # the service process the suites drive
 
 SERVICE_DB = 1  # the service's Redis database; the Redis-only suites use db 0
 
@@ -56,53 +36,22 @@ def redis_db_url(redis_server: RedisServer, db: int) -> str:
 def running_service(workdir: Path, redis_url: str, **overrides: str) -> Iterator[Server]:
     """``python -m service serve`` on a free port with test settings (``overrides``: more AUCTION_* variables),
     ready to serve; stopped with SIGTERM afterwards (unless the test already stopped it)."""
-    port = _free_port()
-    log_path = workdir / "serve.log"
     env = {
-        **os.environ,
-        "PORT": str(port),
-        "AUCTION_HOST": "127.0.0.1",
         "AUCTION_ENVIRONMENT": "test",
         "AUCTION_MODEL_VERSION": "base",  # these suites pin the bundled model; trained versions: tests/training
-        "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
         "AUCTION_DEFAULT_SAMPLES": "4",
         "AUCTION_DEFAULT_MAX_TOKENS": "24",
         "AUCTION_GENERATION_TIMEOUT_S": str(GENERATION_TIMEOUT_S),
         "AUCTION_LOG_LEVEL": "info",
-        "AUCTION_RATE_LIMIT_PER_MINUTE": "0",  # the suites fire bursts from one address
         "REDIS_URL": redis_url,
-        "AUCTION_SPOOL_PATH": str(workdir / "spool" / "events.jsonl"),
         "AUCTION_EVENT_RETRY_INTERVAL_S": "0.5",
         **overrides,
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    srv = Server(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode} during start-up:\n{srv.log_tail()}")
-        try:
-            if httpx.get(f"{srv.base_url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the service was not ready after {STARTUP_TIMEOUT_S} s:\n{srv.log_tail()}")
-        time.sleep(1)
     try:
-        yield srv
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with service_process.running_service(env, workdir, workdir / "serve.log", STARTUP_TIMEOUT_S) as srv:
+            yield srv
+    except service_process.ServiceStartError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
