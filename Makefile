@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check service tests scripts load_tests
 	$(BIN)/ruff format --check service tests scripts load_tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 unit: setup
@@ -60,9 +61,10 @@ IRPO_ARGS ?= --versions-dir $(IRPO_RUN)/versions
 irpo: setup model
 	$(BIN)/python -m service.training irpo --run-dir $(IRPO_RUN) $(IRPO_ARGS)
 
-# Mechanism audit of the bundled model and the shipped version (JSON reports and PNG plots in var/audit).
+# Mechanism audit (docs/mechanism.md): the paper's rule, MOSAIC-like selection on the base model, and this round's modes
+# on the shipped version, same held-out contexts (JSON reports, summary.md and PNG plots in var/audit).
 audit: setup model
-	$(BIN)/python -m service.training audit base $$(cat versions/DEFAULT) --out-dir var/audit
+	$(BIN)/python -m service.training audit base:paper base:optimal $$(cat versions/DEFAULT):paper $$(cat versions/DEFAULT):optimal $$(cat versions/DEFAULT):blind --out-dir var/audit
 
 clean:
 	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 Each simulated user has a profile from the catalogue and asks questions: most are fresh, a share repeats a
 small set of hot contexts (served from the sample cache). Every auction carries the question's category ads
 plus others from the catalogue (``LOAD_ADS`` in all, default 20), with bids drawn from each ad's typical range.
-Users click shown ads as the simulated users of ``service.training.click_simulator`` do (relevance to the
+Users click shown ads as the simulated users of ``service.simulation.users`` do (relevance to the
 question and profile, how natively the ad is placed, competition between similar ads, nothing when flooded).
 
 Settings (environment): LOAD_SAMPLES (K, 4), LOAD_MAX_TOKENS (32), LOAD_ADS (20), LOAD_REPEAT_SHARE (0.3),
@@ -23,8 +23,8 @@ from typing import Any
 from locust import HttpUser, between, events, task
 from locust.env import Environment
 
-from service.mechanism.types import Ad, AuctionContext
-from service.training.click_simulator import simulate_clicks
+from service.mechanism.types import AuctionContext
+from service.simulation.users import simulate_clicks
 
 CATALOG: dict[str, Any] = json.loads(resources.files("service.data").joinpath("catalog.json").read_text())
 SAMPLES = int(os.environ.get("LOAD_SAMPLES", "4"))
@@ -86,12 +86,7 @@ class ChatFrontend(HttpUser):
                 response.failure("malformed auction result")
                 return
             response.success()
-        context = AuctionContext(
-            query=body["query"],
-            user_id=body["user"]["id"],
-            profile=body["user"]["profile"],
-            ads=tuple(Ad(a["id"], a["title"], a["url"], a["bid"]) for a in body["ads"]),
-        )
+        context = AuctionContext.from_dict(body)
         links = {a["id"]: a["click_url"] for a in result["ads"] if a["exposed"]}
         for ad_id in simulate_clicks(context, result["raw_text"], result["auction_id"]):
             with self.client.get(links[ad_id], name="[click]", allow_redirects=False, catch_response=True) as click:

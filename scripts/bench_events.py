@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from service.auctions.mapping import impression_event
 from service.data import catalog
 from service.engine.base import Generation, Sample, SamplingRequest
 from service.events.log import IMPRESSIONS, EventLog
-from service.events.schema import impression_event
 from service.events.spool import Spool
 from service.mechanism import auction
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
@@ -38,7 +38,7 @@ def make_event(i: int) -> dict[str, Any]:
     query = data["queries"][i % len(data["queries"])]["query"]
     context = AuctionContext(query, f"u{i}", {"interests": ["running", "coffee"]}, ads)
     texts = [f"Sample {k}: " + "A helpful answer about the question. " * 11 + ads[k % 8].marker for k in range(8)]
-    generation = Generation(tuple(Sample(k, t, "stop", 100) for k, t in enumerate(texts)), 600, None)
+    generation = Generation(tuple(Sample(k, t, "stop", 100) for k, t in enumerate(texts)), 600)
     outcome = auction.run(context, texts, f"a{i}", DEFAULT_CTR_MODEL, ObjectiveWeights())
     return impression_event(
         auction_id=f"a{i}",

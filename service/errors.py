@@ -38,6 +38,14 @@ class EngineUnavailable(ServiceError):
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "5"}
 
 
+class ServiceStarting(ServiceError):
+    """A dependency other than the engine (event log, key store) is not open yet, or closed already."""
+
+    status_code = 503
+    error_type = "service_unavailable"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "5"}
+
+
 class EngineTimeout(ServiceError):
     status_code = 504
     error_type = "engine_timeout"
@@ -96,18 +104,30 @@ _HTTP_TYPES = {
 }
 
 
-def error_body(
-    request: Request, status: int, error_type: str, message: str, details: list[Any] | None = None
+def envelope(
+    status: int, error_type: str, message: str, request_id: str | None, details: list[Any] | None = None
 ) -> dict[str, Any]:
+    """The one error shape, wherever it is rendered (handlers, ASGI middleware, a started SSE stream)."""
     return {
         "error": {
             "type": error_type,
             "message": message,
             "status": status,
-            "request_id": getattr(request.state, "request_id", None),
+            "request_id": request_id,
             "details": details,
         }
     }
+
+
+def service_error_envelope(exc: ServiceError, request_id: str | None) -> dict[str, Any]:
+    return envelope(exc.status_code, exc.error_type, exc.message, request_id, exc.details)
+
+
+def error_body(
+    request: Request, status: int, error_type: str, message: str, details: list[Any] | None = None
+) -> dict[str, Any]:
+    request_id = (request.scope.get("state") or {}).get("request_id")  # set by the request-id middleware
+    return envelope(status, error_type, message, request_id if isinstance(request_id, str) else None, details)
 
 
 def _response(

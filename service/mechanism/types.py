@@ -42,8 +42,43 @@ class AuctionContext:
     profile: Mapping[str, Any] = field(default_factory=dict)
     ads: tuple[Ad, ...] = ()
 
-    def ad(self, ad_id: str) -> Ad | None:
-        for ad in self.ads:
-            if ad.id == ad_id:
-                return ad
-        return None
+    def to_dict(self) -> dict[str, Any]:
+        """The context as logged in an impression (and read back by ``from_dict``): the one translation."""
+        return {
+            "query": self.query,
+            "user": {"id": self.user_id, "profile": dict(self.profile)},
+            "ads": [
+                {
+                    "id": ad.id,
+                    "title": ad.title,
+                    "url": ad.url,
+                    "bid": ad.bid,
+                    "advertiser_id": ad.advertiser_id,
+                    "advertiser_kind": ad.advertiser_kind.value,
+                    "target_roi": ad.target_roi,
+                }
+                for ad in self.ads
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuctionContext:
+        """A context from ``to_dict``'s shape (an impression event or a request body: missing advertiser fields
+        take the defaults of a utility maximiser)."""
+        return cls(
+            query=data["query"],
+            user_id=data["user"]["id"],
+            profile=data["user"].get("profile") or {},
+            ads=tuple(
+                Ad(
+                    id=a["id"],
+                    title=a["title"],
+                    url=a["url"],
+                    bid=float(a["bid"]),
+                    advertiser_id=a.get("advertiser_id"),
+                    advertiser_kind=AdvertiserKind(a.get("advertiser_kind", "UM")),
+                    target_roi=float(a.get("target_roi", 1.0)),
+                )
+                for a in data["ads"]
+            ),
+        )

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.errors import EngineUnavailable, Forbidden, RateLimited, Unauthorized
+from service.errors import Forbidden, RateLimited, ServiceStarting, Unauthorized
+from service.http.state import resource, service_app
 from service.observability import metrics
 from service.security.keys import ApiKey, KeyStore
 from service.security.ratelimit import RateLimiter
@@ -20,13 +21,17 @@ def presented_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request, scope: str) -> ApiKey | None:
-    """The caller's key (None when authentication is off); 401 without a valid key, 403 without the scope."""
-    settings = request.app.state.settings
-    if not settings.auth_required and not (scope == "metrics" and settings.metrics_require_key):
+    """The caller's key (None when authentication is off); 401 without a valid key, 403 without the scope.
+
+    Auctions need a key when ``auth_required`` (production by default); the Prometheus scrape needs one exactly
+    when ``metrics_require_key`` is set, in every environment (a scrape config sends a metrics-scoped key then)."""
+    settings = service_app(request).settings
+    required = settings.metrics_require_key if scope == "metrics" else settings.auth_required
+    if not required:
         return None
-    keys: KeyStore | None = getattr(request.app.state, "keys", None)
+    keys = resource(request, "keys", KeyStore)
     if keys is None:
-        raise EngineUnavailable("the service is starting")
+        raise ServiceStarting("the service is starting: the key store is not open yet")
     presented = presented_key(request)
     if presented is None:
         metrics.AUTH_FAILURES.labels("missing").inc()
@@ -44,7 +49,7 @@ async def authenticate(request: Request, scope: str) -> ApiKey | None:
 
 async def auction_access(request: Request) -> ApiKey | None:
     key = await authenticate(request, "auctions")
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    limiter = resource(request, "rate_limiter", RateLimiter)
     if limiter is not None:
         identity = f"key:{key.name}" if key else f"addr:{request.client.host if request.client else 'unknown'}"
         decision = await limiter.check(identity, key.per_minute if key else None)

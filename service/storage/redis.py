@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from service.config import Settings
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 

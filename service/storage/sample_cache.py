@@ -51,7 +51,6 @@ class SampleCache:
         generation = Generation(
             samples=tuple(Sample(**s) for s in value["samples"]),
             prompt_tokens=value["prompt_tokens"],
-            cached_prompt_tokens=None,
         )
         return generation, int(value["seed"])
 

@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 from tqdm import tqdm
 
-from service.config import PROJECT_ROOT, get_settings
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
+from service.models.ctr_artifact import load_ctr_model, save_ctr_model
+from service.settings import PROJECT_ROOT, get_settings
 from service.storage.redis import open_redis
-from service.training.ctr_artifact import load_ctr_model, save_ctr_model
 from service.training.export import export as run_export
 from service.training.fit import fit_ctr as run_fit
 from service.training.fit import read_rows
@@ -123,7 +123,7 @@ def irpo(
 ) -> None:
     """Warm start (LoRA SFT) + IRPO rounds (auctions → clicks → CTR refit → DPO pairs → LoRA DPO → new version)
     + the mechanism audit, through the real service and Redis. Resumable."""
-    from service.training.audit import AuditConfig
+    from service.evaluation.audit import AuditConfig
     from service.training.irpo import LoopConfig, run_loop
 
     _job_logging()
@@ -155,17 +155,20 @@ def irpo(
 
 @cli.command("audit")
 def audit_cmd(
-    versions: Annotated[list[str], typer.Argument(help="Versions to audit, in order (`base`: the bundled model)")],
+    versions: Annotated[
+        list[str],
+        typer.Argument(help="Arms VERSION[:MODE] in order (`base`: the bundled model; modes: paper, optimal, blind)"),
+    ],
     out_dir: Annotated[Path, typer.Option(help="Reports and plots")] = PROJECT_ROOT / "var" / "audit",
     versions_dir: VersionsDirOption = PROJECT_ROOT / "versions",
-    sweeps: Annotated[int, typer.Option(min=1, help="Bid sweeps (held-out contexts)")] = 8,
-    samples: Annotated[int, typer.Option(min=2, max=16, help="K per sweep point")] = 12,
+    sweeps: Annotated[int, typer.Option(min=2, help="Bid sweeps (held-out contexts)")] = 16,
+    samples: Annotated[int, typer.Option(min=2, max=16, help="K per sweep point")] = 8,
     contexts: Annotated[int, typer.Option(min=1, help="Held-out contexts for revenue/reward")] = 24,
     max_tokens: Annotated[int, typer.Option(min=8)] = 96,
 ) -> None:
     """Mechanism audit of model versions: bid sweeps (ITCTR monotonicity, continuity), IR violations, revenue
     and reward per query; JSON reports and PNG plots in OUT_DIR."""
-    from service.training.audit import AuditConfig, audit_versions, summary_rows
+    from service.evaluation.audit import AuditConfig, audit_versions, summary_rows
 
     _job_logging()
     config = AuditConfig(sweep_contexts=sweeps, sweep_samples=samples, metric_contexts=contexts, max_tokens=max_tokens)
@@ -179,7 +182,7 @@ def merge(
 ) -> None:
     """Merge a version's adapter chain into plain weights and print the folder (AUCTION_VERSIONS_DIR,
     AUCTION_MERGED_MODELS_DIR, AUCTION_MODEL): for an image build or a remote vLLM server; `serve` merges too."""
-    from service.training.versions import materialize
+    from service.models.registry import materialize
 
     settings = get_settings()
     name = version or settings.model_version or "base"

@@ -16,27 +16,11 @@ from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
 from service.mechanism.objective import ObjectiveWeights, sample_objective
 from service.mechanism.prompt import PROMPT_VERSION, build_messages
-from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+from service.mechanism.types import AuctionContext
 
 
 def context_of(impression: Mapping[str, Any]) -> AuctionContext:
-    return AuctionContext(
-        query=impression["query"],
-        user_id=impression["user"]["id"],
-        profile=impression["user"]["profile"],
-        ads=tuple(
-            Ad(
-                id=a["id"],
-                title=a["title"],
-                url=a["url"],
-                bid=float(a["bid"]),
-                advertiser_id=a.get("advertiser_id"),
-                advertiser_kind=AdvertiserKind(a.get("advertiser_kind", "UM")),
-                target_roi=float(a.get("target_roi", 1.0)),
-            )
-            for a in impression["ads"]
-        ),
-    )
+    return AuctionContext.from_dict(impression)
 
 
 def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[dict[str, Any]]:

@@ -24,22 +24,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from service.devtools.service_process import running_service
+from service.evaluation.audit import AuditConfig, audit_versions
+from service.evaluation.metrics import auction_stats, summarize
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
+from service.models import registry as versions
+from service.models.ctr_artifact import load_ctr_model, save_ctr_model
+from service.settings import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from service.simulation.contexts import draw_contexts
+from service.simulation.traffic import serve_auctions
+from service.simulation.users import ClickModel
 from service.storage.redis import RedisServer, client, find_redis_server
-from service.training import versions
-from service.training.audit import AuditConfig, audit_versions
-from service.training.click_simulator import ClickModel
-from service.training.contexts import draw_contexts
-from service.training.ctr_artifact import load_ctr_model, save_ctr_model
 from service.training.dataset import dpo_pairs
-from service.training.evaluation import auction_stats, summarize
 from service.training.export import export
 from service.training.fit import fit_ctr, read_rows
 from service.training.lora import TrainSettings, train_dpo, train_sft
-from service.training.service_process import running_service
-from service.training.traffic import serve_auctions
 from service.training.warm_start import sft_examples
 
 logger = logging.getLogger(__name__)

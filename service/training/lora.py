@@ -1,5 +1,5 @@
-"""LoRA training on the CPU with TRL + PEFT: SFT (warm start) and DPO (one IRPO round), and merging an adapter
-into its parent's weights. Offline jobs only; never imported by the request path.
+"""LoRA training on the CPU with TRL + PEFT: SFT (warm start) and DPO (one IRPO round). Offline jobs only; never
+imported by the request path (merging an adapter for serving is ``service.models.merge``).
 
 Settings measured on this 2-core box (../shared/notes/irpo-feasibility.md): bf16 weights and ``bf16=True``
 (~1.5× faster than fp32), LoRA r 16 / alpha 32 on every linear layer (the tied lm_head is skipped: 4.9 M
@@ -18,6 +18,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from service.models.merge import load_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +49,6 @@ def _threads() -> None:
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-
-
-def _load(model_dir: Path) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def _peft_config(lora: LoraSettings) -> Any:
@@ -111,7 +102,7 @@ def _train(kind: str, model_dir: Path, rows: list[dict[str, Any]], out_dir: Path
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     _threads()
-    model, tokenizer = _load(model_dir)
+    model, tokenizer = load_bf16(model_dir)
     common = _common_args(settings, out_dir)
     if kind == "sft":
         args: Any = SFTConfig(**common, completion_only_loss=True)
@@ -138,18 +129,3 @@ def train_dpo(model_dir: Path, pairs: list[dict[str, Any]], out_dir: Path, setti
     """LoRA DPO (β = ``settings.beta``) on conversational prompt/chosen/rejected pairs; the reference is
     ``model_dir`` itself (adapter disabled). Returns the adapter folder."""
     return _train("dpo", model_dir, pairs, out_dir, settings)
-
-
-def merge_adapter(parent_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
-    """``parent + adapter`` as plain bf16 weights (what vLLM serves fastest on the CPU), tokenizer included."""
-    from peft import PeftModel
-
-    model, tokenizer = _load(parent_dir)
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)  # a crash mid-merge leaves no half-written model behind
-    return out_dir

@@ -14,7 +14,7 @@ import random
 from typing import Any
 
 from service.mechanism.prompt import build_messages
-from service.training.contexts import NO_AD_CATEGORY, draw_context
+from service.simulation.contexts import NO_AD_CATEGORY, draw_context
 
 # One short, correct answer per training query (catalogue query id → tip).
 TIPS = {

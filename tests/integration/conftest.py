@@ -15,9 +15,11 @@ import pytest
 from redis import Redis as SyncRedis
 
 from service.data import catalog as bundled_catalog
+from service.data import catalog_ad, profile_of, request_body
+from service.devtools import service_process
+from service.devtools.service_process import ServiceProcess
+from service.mechanism.types import AuctionContext
 from service.storage.redis import RedisServer
-from service.training import service_process
-from service.training.service_process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 300
@@ -101,23 +103,10 @@ def catalog() -> dict[str, Any]:
 
 def catalog_request(catalog: dict[str, Any], n_ads: int = 6, query_index: int = 0, **options: Any) -> dict[str, Any]:
     """An auction request built from the shared catalogue: a query, a profile and ``n_ads`` ads with bids."""
-    query = catalog["queries"][query_index]
-    profile = catalog["profiles"][query_index % len(catalog["profiles"])]
-    ads = [
-        {
-            "id": ad["id"],
-            "title": ad["title"],
-            "url": ad["url"],
-            "bid": float(sum(ad["typical_bid"]) / 2 + i),
-        }
-        for i, ad in enumerate(catalog["ads"][:n_ads])
-    ]
-    return {
-        "query": query["query"],
-        "user": {"id": profile["id"], "profile": {k: v for k, v in profile.items() if k != "id"}},
-        "ads": ads,
-        "options": options,
-    }
+    user_id, profile = profile_of(catalog["profiles"][query_index % len(catalog["profiles"])])
+    ads = tuple(catalog_ad(ad, float(sum(ad["typical_bid"]) / 2 + i)) for i, ad in enumerate(catalog["ads"][:n_ads]))
+    context = AuctionContext(catalog["queries"][query_index]["query"], user_id, profile, ads)
+    return request_body(context, **options)
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +133,15 @@ def exposed_auction(server: Server, catalog: dict[str, Any]) -> tuple[dict[str, 
                 return request, body
             body = http.post("/v1/auctions", json=request).json()
     pytest.fail("30 uniform draws never served one of the exposing samples")
+
+
+def assert_mostly_reproduced(first: list[str], second: list[str]) -> None:
+    """Seeded sampling on this CPU build reproduces the K samples only up to numerics: measured here in round 2,
+    the same seed gave the same text for 3 of 4 samples, one sample diverging after a few tokens (on the round-1
+    code too: bf16 CPU kernels differ between a fresh prefill and a prefix-cache hit). Require most to agree."""
+    assert len(first) == len(second)
+    same = sum(a == b for a, b in zip(first, second, strict=True))
+    assert same > len(first) / 2, (same, first, second)
 
 
 def wait_until(check: Callable[[], bool], seconds: float = 15.0) -> bool:

@@ -51,7 +51,7 @@ def test_the_demo_page_streams_an_answer_and_shows_the_auction(server: Server, t
             page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
 
             assert page.inner_text("#answer").strip()
-            assert page.evaluate("window.answerUpdates") >= 2
+            assert page.evaluate("window.answerUpdates") >= 1  # optimal: the selected sample at once
             assert page.locator("#auction-table tbody tr").count() == 5 + 3  # the category's ads + 3 others
             assert "served sample" in page.inner_text("#auction-line")
             assert "of 2" in page.inner_text("#auction-line")

@@ -167,7 +167,7 @@ def test_logs_are_json_lines_with_request_and_auction_ids(server: Server, client
 
     assert wait_until(lambda: len(lines()) >= 2)
     ours = lines()
-    assert {entry["logger"] for entry in ours} >= {"service.api.serving", "uvicorn.access"}
+    assert {entry["logger"] for entry in ours} >= {"service.auctions.service", "uvicorn.access"}
     assert all(entry["auction_id"] == auction_id for entry in ours)
     served = next(entry for entry in ours if entry["message"] == "auction served")
     assert served["samples"] == 1

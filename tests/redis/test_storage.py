@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.config import Settings
 from service.engine.base import Generation, Sample, SamplingRequest
+from service.settings import Settings
 from service.storage.redis import RedisServer, client, open_redis
 from service.storage.sample_cache import SampleCache, cache_key
 
@@ -59,7 +59,7 @@ async def test_embedded_server_is_restarted_when_it_dies(tmp_path: Path) -> None
 
 def generation() -> Generation:
     samples = tuple(Sample(index=i, text=f"answer {i}", finish_reason="stop", num_tokens=3 + i) for i in range(4))
-    return Generation(samples=samples, prompt_tokens=100, cached_prompt_tokens=None)
+    return Generation(samples=samples, prompt_tokens=100)
 
 
 SAMPLING = SamplingRequest(n=4, max_tokens=32, temperature=0.7, top_p=0.8, seed=99)

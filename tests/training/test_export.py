@@ -16,20 +16,21 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from service.app import ctr_model as service_ctr_model
+from service.auctions.mapping import impression_event
+from service.clicks.events import click_event, click_once_key
 from service.clicks.tokens import ClickTarget
-from service.config import PROJECT_ROOT, Settings
 from service.engine.base import Generation, Sample, SamplingRequest
 from service.events.log import CLICKS, IMPRESSIONS, EventLog
-from service.events.schema import click_event, click_once_key, impression_event
 from service.events.spool import Spool
-from service.main import ctr_model as service_ctr_model
 from service.mechanism import auction
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import build_messages, build_prompt
 from service.mechanism.types import Ad, AuctionContext
+from service.models.ctr_artifact import load_ctr_model
+from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import RedisServer
-from service.training.ctr_artifact import load_ctr_model
 from service.training.dataset import sample_objectives
 from service.training.export import export
 
@@ -48,7 +49,6 @@ def impression(auction_id: str, ts: float, samples: list[str], served_must_conta
     generation = Generation(
         samples=tuple(Sample(i, text, "stop", 10) for i, text in enumerate(samples)),
         prompt_tokens=300,
-        cached_prompt_tokens=None,
     )
     for attempt in range(1000):
         candidate = f"{auction_id}-{attempt}"

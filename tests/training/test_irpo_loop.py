@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from service.config import PROJECT_ROOT
-from service.training import versions
-from service.training.audit import AuditConfig
+from service.evaluation.audit import AuditConfig
+from service.models import registry as versions
+from service.settings import PROJECT_ROOT
 from service.training.irpo import LoopConfig, run_loop
 from service.training.lora import TrainSettings
 

@@ -10,8 +10,9 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from service.config import DEFAULT_MODEL_DIR, Settings
-from service.training import versions
+from service.models import registry as versions
+from service.models import resolve
+from service.settings import DEFAULT_MODEL_DIR, Settings
 
 WEIGHT = "model.layers.0.self_attn.q_proj.weight"
 
@@ -96,11 +97,11 @@ def test_settings_resolve_the_served_version(tmp_path: Path) -> None:
     (registry / versions.DEFAULT_FILE).write_text("v1\n")
     common = {"secret_key": "s" * 40, "versions_dir": registry, "merged_models_dir": tmp_path / "merged"}
     settings = Settings(**common)  # type: ignore[arg-type]
-    assert settings.model_version == "v1"  # the registry's DEFAULT, for the bundled model
-    served = versions.serving_settings(settings)
+    assert resolve.version_name(settings) == "v1"  # the registry's DEFAULT, for the bundled model
+    served = resolve.serving_settings(settings)
     assert served.model == str(tmp_path / "merged" / "v1")
     assert served.model_name == "v1"
     assert served.ctr_model_path == registry / "v1" / "ctr.json"
-    assert Settings(**common, model_version="base").model_version == "base"  # type: ignore[arg-type]
-    assert versions.serving_settings(Settings(**common, model_version="base")).model == str(DEFAULT_MODEL_DIR)  # type: ignore[arg-type]
-    assert Settings(**common, model=str(tmp_path)).model_version == "base"  # type: ignore[arg-type]  # another model
+    assert resolve.version_name(Settings(**common, model_version="base")) == "base"  # type: ignore[arg-type]
+    assert resolve.serving_settings(Settings(**common, model_version="base")).model == str(DEFAULT_MODEL_DIR)  # type: ignore[arg-type]
+    assert resolve.version_name(Settings(**common, model=str(tmp_path))) == "base"  # type: ignore[arg-type]  # another model

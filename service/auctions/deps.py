@@ -1,0 +1,21 @@
+"""Dependencies of the auction routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.auctions.service import AuctionService
+from service.errors import EngineUnavailable
+from service.http.state import resource
+
+
+def get_auction_service(request: Request) -> AuctionService:
+    service = resource(request, "auctions", AuctionService)
+    if service is None:
+        raise EngineUnavailable("the service is starting; the engine is not loaded yet")
+    return service
+
+
+AuctionServiceDep = Annotated[AuctionService, Depends(get_auction_service)]

@@ -1,0 +1,85 @@
+"""From a validated request to an auction ready for the engine: domain context, sampling parameters, the
+deterministic prompt and its token budget."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from service.auctions.mapping import to_context
+from service.auctions.schemas import AuctionRequest
+from service.engine.base import Engine, SamplingRequest
+from service.errors import InvalidRequest
+from service.mechanism.auction import MechanismRule
+from service.mechanism.payments import PaymentRule
+from service.mechanism.prompt import Prompt, build_prompt
+from service.mechanism.selection import Selection, SelectionRule
+from service.mechanism.types import AuctionContext
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An auction ready for the engine."""
+
+    auction_id: str
+    context: AuctionContext
+    sampling: SamplingRequest
+    prompt: Prompt
+    token_ids: list[int]
+    seeded: bool  # the caller chose the seed (the sample cache keys on it then)
+    rule: MechanismRule
+    bids_in_prompt: bool
+    curve_bids: tuple[float, ...] | None
+
+
+def sampling_for(request: AuctionRequest, settings: Settings) -> SamplingRequest:
+    options = request.options
+    return SamplingRequest(
+        n=options.samples or settings.default_samples,
+        max_tokens=options.max_tokens or settings.default_max_tokens,
+        temperature=options.temperature or settings.default_temperature,
+        top_p=options.top_p or settings.default_top_p,
+        # Always seeded, so that every logged auction can be replayed exactly.
+        seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
+    )
+
+
+def rule_for(request: AuctionRequest, settings: Settings) -> MechanismRule:
+    """The request's mechanism options over the deployment's defaults."""
+    options = request.options
+    return MechanismRule(
+        SelectionRule(
+            Selection(options.selection or settings.selection),
+            options.selection_temperature or settings.selection_temperature,
+        ),
+        PaymentRule(options.payment_rule or settings.payment_rule),
+    )
+
+
+def prepare(request: AuctionRequest, auction_id: str, engine: Engine, settings: Settings) -> Prepared:
+    """Raises ``InvalidRequest`` when the prompt does not fit the model with ``max_tokens`` to spare."""
+    context = to_context(request)
+    sampling = sampling_for(request, settings)
+    bids_in_prompt = (
+        settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
+    )
+    prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt)
+    token_ids = engine.tokenizer.encode(prompt.text)
+    budget = engine.max_model_len - sampling.max_tokens
+    if len(token_ids) > budget:
+        raise InvalidRequest(
+            f"the prompt has {len(token_ids)} tokens; with max_tokens={sampling.max_tokens} the model "
+            f"allows {budget}: send fewer or shorter ads, or a shorter query"
+        )
+    return Prepared(
+        auction_id=auction_id,
+        context=context,
+        sampling=sampling,
+        prompt=prompt,
+        token_ids=token_ids,
+        seeded=request.options.seed is not None,
+        rule=rule_for(request, settings),
+        bids_in_prompt=bids_in_prompt,
+        curve_bids=tuple(request.options.allocation_curve) if request.options.allocation_curve is not None else None,
+    )

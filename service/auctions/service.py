@@ -1,0 +1,200 @@
+"""Orchestration of one auction, whole answers: prompt → K samples (cache or engine) → mechanism → rendered,
+priced response, logged. Streamed answers are ``service.auctions.stream``.
+
+The I/O lives here (engine, cache, event log, timing); every decision is delegated to the pure
+``service.mechanism`` code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from service.auctions import mapping
+from service.auctions.admission import Admission
+from service.auctions.links import Link, link_maker
+from service.auctions.preparation import Prepared, prepare
+from service.auctions.samples import SampleSource
+from service.auctions.schemas import AuctionRequest, AuctionResponse
+from service.clicks.tokens import ClickSigner
+from service.engine.base import Engine, Generation
+from service.errors import ServiceError
+from service.events.log import IMPRESSIONS, EventLog
+from service.mechanism import auction, exposure
+from service.mechanism.ctr import CTRModel
+from service.mechanism.objective import ObjectiveWeights
+from service.mechanism.payments import PaymentRule, first_price
+from service.observability import log_context, metrics
+from service.observability.timing import StageClock
+from service.settings import Settings
+from service.storage.sample_cache import SampleCache
+
+logger = logging.getLogger(__name__)
+
+
+class AuctionService:
+    def __init__(
+        self,
+        engine: Engine,
+        ctr_model: CTRModel,
+        weights: ObjectiveWeights,
+        click_signer: ClickSigner,
+        events: EventLog,
+        cache: SampleCache | None,
+        settings: Settings,
+    ) -> None:
+        self.engine = engine
+        self.ctr_model = ctr_model
+        self.weights = weights
+        self.settings = settings
+        self.samples = SampleSource(engine, cache)
+        self.admission = Admission(settings.max_auctions_in_flight)
+        self._signer = click_signer
+        self._events = events
+
+    @property
+    def model_name(self) -> str:
+        return self.engine.model_name
+
+    def prepare(self, request: AuctionRequest, auction_id: str) -> Prepared:
+        return prepare(request, auction_id, self.engine, self.settings)
+
+    async def run(self, request: AuctionRequest, auction_id: str, request_id: str | None = None) -> AuctionResponse:
+        log_context.auction_id.set(auction_id)
+        started = time.perf_counter()
+        try:
+            with self.admission.slot():
+                response = await self._run(request, auction_id, request_id)
+        except ServiceError as exc:
+            if exc.error_type != "overloaded":  # counted by admission
+                metrics.AUCTIONS.labels(exc.error_type).inc()
+            raise
+        except asyncio.CancelledError:
+            metrics.AUCTIONS.labels("client_closed_request").inc()
+            raise
+        metrics.AUCTIONS.labels("ok").inc()
+        metrics.AUCTION_DURATION.observe(time.perf_counter() - started)
+        log_served(response)
+        return response
+
+    async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:
+        clock = StageClock()
+        prepared = self.prepare(request, auction_id)
+        clock.lap("prompt")
+        hit = await self.samples.cached(prepared)
+        clock.lap("cache")
+        if hit is not None:
+            prepared, generation = hit
+        else:
+            generation = await self.samples.generate(prepared)
+        clock.lap("generate")
+        outcome = self.mechanism(prepared, generation)
+        clock.lap("mechanism")
+        link = self.links(prepared, outcome)
+        text = exposure.render(outcome.served, link)
+        clock.lap("render")
+        self.log_impression(prepared, generation, outcome, request_id, cache_hit=hit is not None)
+        clock.lap("log")
+        return self.response(prepared, generation, outcome, text, link, clock, hit is not None, request)
+
+    # -- the pieces whole and streamed answers share ------------------------------------------------------------
+
+    def mechanism(self, prepared: Prepared, generation: Generation) -> auction.AuctionOutcome:
+        return auction.run(
+            prepared.context,
+            [s.text for s in generation.samples],
+            prepared.auction_id,
+            self.ctr_model,
+            self.weights,
+            prepared.rule,
+            finish_reasons=[s.finish_reason for s in generation.samples],
+            curve_grid=prepared.curve_bids,
+        )
+
+    def links(self, prepared: Prepared, outcome: auction.AuctionOutcome | None = None) -> Link:
+        """Click links priced by the outcome; before it is known (a live uniform stream) at the price that the
+        uniform draw implies whatever the samples: the bid (first price) or nothing (Myerson, T = ∞)."""
+        if outcome is not None:
+            prices = {ad.ad_id: ad.payment.price_per_click for ad in outcome.ads}
+        elif prepared.rule.payment is PaymentRule.MYERSON:
+            prices = {ad.id: 0.0 for ad in prepared.context.ads}  # uniform: the allocation ignores the bid
+        else:
+            prices = {ad.id: first_price(ad, 0.0).price_per_click for ad in prepared.context.ads}
+        return link_maker(self._signer, prepared.auction_id, prepared.context, prices)
+
+    def log_impression(
+        self,
+        prepared: Prepared,
+        generation: Generation,
+        outcome: auction.AuctionOutcome,
+        request_id: str | None,
+        cache_hit: bool,
+        shown_text: str | None = None,
+    ) -> None:
+        # Logged before the response leaves: a served auction is never missing from the log.
+        self._events.emit(
+            IMPRESSIONS,
+            mapping.impression_event(
+                auction_id=prepared.auction_id,
+                timestamp=time.time(),
+                request_id=request_id,
+                model=self.engine.model_name,
+                ctr_model_version=self.ctr_model.version,
+                context=prepared.context,
+                prompt=prepared.prompt,
+                sampling=prepared.sampling,
+                generation=generation,
+                outcome=outcome,
+                cache_hit=cache_hit,
+                shown_text=shown_text,
+                bids_in_prompt=prepared.bids_in_prompt,
+            ),
+            event_id=f"imp:{prepared.auction_id}",
+        )
+        if shown_text is None:
+            metrics.observe_auction(outcome, [ad.bid for ad in prepared.context.ads])
+
+    def response(
+        self,
+        prepared: Prepared,
+        generation: Generation,
+        outcome: auction.AuctionOutcome,
+        text: str,
+        link: Link,
+        clock: StageClock,
+        cache_hit: bool,
+        request: AuctionRequest,
+    ) -> AuctionResponse:
+        return mapping.to_response(
+            auction_id=prepared.auction_id,
+            model=self.engine.model_name,
+            ctr_model=self.ctr_model.version,
+            prompt=prepared.prompt,
+            prompt_tokens=len(prepared.token_ids),
+            sampling=prepared.sampling,
+            generation=generation,
+            outcome=outcome,
+            text=text,
+            click_url={ad_id: link(ad_id) for ad_id in outcome.served.exposed},
+            timings_ms=clock.timings_ms(),
+            cache_hit=cache_hit,
+            return_samples=request.options.return_samples,
+            bids_in_prompt=prepared.bids_in_prompt,
+        )
+
+    async def drain(self) -> None:
+        await self.samples.drain()
+
+
+def log_served(response: AuctionResponse) -> None:
+    logger.info(
+        "auction served",
+        extra={
+            "samples": response.samples,
+            "served_index": response.served_index,
+            "exposed": [ad.id for ad in response.ads if ad.exposed],
+            "cache_hit": response.cache_hit,
+            "timings_ms": response.timings_ms,
+        },
+    )

@@ -1,0 +1,254 @@
+"""How good is a model version as an auction? Pure statistics over served auctions (no I/O).
+
+The yardstick is fixed across versions: the click simulator (``click_simulator``) plays the user, so a sample's
+value is ``Σ_i b_i·P_sim(click i | y)`` whatever CTR model the version itself prices with. Per auction (K samples
+``y_k`` of one context):
+
+- ``itctr_i = mean_k P_sim(click i | y_k)`` (its standard error over the K samples);
+- revenue = ``Σ_i b_i·itctr_i`` (first price: each click pays the bid);
+- reward = ``mean_k [Σ_i b_i·P_sim(click i | y_k) − λ·s_resp(y_k)]`` (the objective without the KL term);
+- per sample: a *valid ad* (≥ 1 well-formed marker of a candidate, no format error), a *relevant* ad (one of
+  the query's category), the *best* ad (the relevant ad with the highest bid), a format error, the ad count.
+
+The served answer is drawn from the response's ``probabilities`` q (uniform for the paper's rule), so the
+*served* measures weight sample k by ``q_k``: served ITCTR ``Σ_k q_k·P_sim(click i | y_k)``, served revenue, the
+expected share of broken served answers. The raw-sample shares (valid, relevant, format error) describe the LLM.
+
+Bid response is measured by ``pooled_slope``: a regression of the swept ad's exposure (or ITCTR) on its bid with
+one intercept per sweep (fixed effects), the slope's standard error clustered by sweep (points of one sweep share
+their samples or their seed: common random numbers), reported as the change from bid 1 to bid 100 with a 95 % CI
+and z, in both directions. Sized for the question "does the allocation follow bids": with 16 sweeps × 5 bids ×
+K = 8 the standard error of the 1→100 change is ≈0.06 for exposure, so a +0.2 rise is detected at z ≈ 3.
+(Round 1's "monotone within two standard errors" per sweep passed a flat or falling curve as often as a rising
+one at that size; ``Sweep.monotone`` is kept only as a descriptive share.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from service.mechanism import itctr
+from service.mechanism.exposure import parse
+from service.mechanism.objective import ObjectiveWeights, response_penalty
+from service.mechanism.types import Ad, AdvertiserKind
+from service.simulation.contexts import CatalogContext
+from service.simulation.users import ClickModel, click_expectations
+
+IR_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionStats:
+    samples: int
+    valid: int
+    relevant: int
+    best: int
+    format_errors: int  # samples with at least one
+    ads_shown: int  # summed over samples
+    itctr: dict[str, itctr.Estimate]
+    revenue: float
+    reward: float
+    billed_revenue: float  # Σ expected_payment as the service priced it (its own CTR model)
+    ir_violations: int
+    served_format_errors: float = 0.0  # Σ_k q_k·1(sample k has a format error): P(the served answer is broken)
+    served_relevant: float = 0.0  # P(the served answer shows a relevant ad)
+    exposure: dict[str, float] | None = None  # X_i as the service reported it (its served distribution)
+
+
+def auction_stats(
+    item: CatalogContext,
+    response: Mapping[str, Any],
+    *,
+    click_model: ClickModel | None = None,
+    click_seed: int = 0,
+    weights: ObjectiveWeights | None = None,
+) -> AuctionStats:
+    """Statistics of one served auction; ``response`` is the API's JSON with ``sample_texts``."""
+    click_model = click_model or ClickModel()
+    weights = weights or ObjectiveWeights()
+    context = item.context
+    texts: Sequence[str] = response["sample_texts"]
+    q: Sequence[float] = response.get("probabilities") or [1.0 / len(texts)] * len(texts)
+    relevant = item.relevant_ids
+    best_bid = max((a.bid for a in context.ads if a.id in relevant), default=None)
+    best_ids = {a.id for a in context.ads if a.id in relevant and a.bid == best_bid}
+    per_sample_clicks: list[dict[str, float]] = []
+    valid = relevant_n = best_n = errors_n = shown = 0
+    served_errors = served_relevant = 0.0
+    rewards: list[float] = []
+    bids = {a.id: a.bid for a in context.ads}
+    for text in texts:
+        exposure = parse(text, context.ads)
+        exposed = set(exposure.exposed)
+        clicks = click_expectations(context, text, click_model, click_seed)
+        per_sample_clicks.append(clicks)
+        valid += bool(exposed) and not exposure.errors
+        relevant_n += bool(exposed & relevant)
+        best_n += bool(exposed & best_ids)
+        errors_n += bool(exposure.errors)
+        shown += len(exposed)
+        served_errors += q[len(rewards)] * bool(exposure.errors)
+        served_relevant += q[len(rewards)] * bool(exposed & relevant)
+        value = math.fsum(bids[ad_id] * p for ad_id, p in clicks.items())
+        rewards.append(value - weights.lam * response_penalty(exposure.n_ads, len(exposure.errors), weights))
+    estimates = {
+        ad.id: itctr.weighted(q, [clicks.get(ad.id, 0.0) for clicks in per_sample_clicks]) for ad in context.ads
+    }
+    violations = sum(ir_violation(context.ads, result) for result in response["ads"])
+    return AuctionStats(
+        samples=len(texts),
+        valid=valid,
+        relevant=relevant_n,
+        best=best_n,
+        format_errors=errors_n,
+        ads_shown=shown,
+        itctr=estimates,
+        revenue=math.fsum(bids[i] * e.mean for i, e in estimates.items()),
+        reward=math.fsum(qk * r for qk, r in zip(q, rewards, strict=True)),
+        billed_revenue=math.fsum(r["expected_payment"] for r in response["ads"]),
+        ir_violations=violations,
+        served_format_errors=served_errors,
+        served_relevant=served_relevant,
+        exposure={r["id"]: float(r.get("exposure_rate", 0.0)) for r in response["ads"]},
+    )
+
+
+def ir_violation(ads: Sequence[Ad], result: Mapping[str, Any]) -> bool:
+    """Does the service charge an ad more than the value its bid implies? Per click: price ≤ bid (≤ the implied
+    value τ·bid of a VM bidding v/τ, τ ≥ 1); in expectation: payment ≤ bid·itctr; a VM's ROI constraint
+    ``implied value·itctr ≥ τ·payment``. Any of these broken is a violation."""
+    ad = next(a for a in ads if a.id == result["id"])
+    implied = ad.bid * ad.target_roi if ad.advertiser_kind is AdvertiserKind.VM else ad.bid
+    over_bid = result["price_per_click"] > ad.bid + IR_TOLERANCE
+    over_value = result["expected_payment"] > ad.bid * result["itctr"] + IR_TOLERANCE
+    roi = ad.target_roi if ad.advertiser_kind is AdvertiserKind.VM else 1.0
+    under_roi = implied * result["itctr"] < roi * result["expected_payment"] - IR_TOLERANCE
+    return bool(over_bid or over_value or under_roi)
+
+
+def summarize(stats: Sequence[AuctionStats]) -> dict[str, float]:
+    """Per-query and per-sample averages over auctions."""
+    n = len(stats)
+    samples = sum(s.samples for s in stats)
+    if n == 0 or samples == 0:
+        raise ValueError("nothing to summarize")
+    return {
+        "auctions": n,
+        "samples": samples,
+        "revenue_per_query": math.fsum(s.revenue for s in stats) / n,
+        "reward_per_query": math.fsum(s.reward for s in stats) / n,
+        "billed_revenue_per_query": math.fsum(s.billed_revenue for s in stats) / n,
+        "valid_ad_share": sum(s.valid for s in stats) / samples,
+        "relevant_ad_share": sum(s.relevant for s in stats) / samples,
+        "best_ad_share": sum(s.best for s in stats) / samples,
+        "format_error_share": sum(s.format_errors for s in stats) / samples,
+        "ads_per_answer": sum(s.ads_shown for s in stats) / samples,
+        "served_format_error_share": math.fsum(s.served_format_errors for s in stats) / n,
+        "served_relevant_share": math.fsum(s.served_relevant for s in stats) / n,
+        "ir_violations": sum(s.ir_violations for s in stats),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    bids: tuple[float, ...]
+    itctr: tuple[float, ...]
+    stderr: tuple[float, ...]
+    exposure: tuple[float, ...] | None = None  # the swept ad's served exposure X_i at each bid
+
+    @property
+    def inert(self) -> bool:
+        return not any(self.itctr)
+
+    @property
+    def monotone(self) -> bool:
+        return all(
+            later >= earlier - 2.0 * math.hypot(se_a, se_b)
+            for earlier, later, se_a, se_b in zip(
+                self.itctr, self.itctr[1:], self.stderr, self.stderr[1:], strict=False
+            )
+        )
+
+    @property
+    def rising(self) -> bool:
+        return self.itctr[-1] > self.itctr[0]
+
+    @property
+    def max_jump(self) -> float:
+        return max((abs(b - a) for a, b in zip(self.itctr, self.itctr[1:], strict=False)), default=0.0)
+
+
+def sweep_of(
+    bids: Sequence[float], estimates: Sequence[itctr.Estimate], exposure: Sequence[float] | None = None
+) -> Sweep:
+    return Sweep(
+        bids=tuple(bids),
+        itctr=tuple(e.mean for e in estimates),
+        stderr=tuple(e.stderr or 0.0 for e in estimates),
+        exposure=tuple(exposure) if exposure is not None else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SlopeTest:
+    """The pooled change of a measure from bid 1 to bid 100 (fixed-effects slope × 99), clustered by sweep."""
+
+    delta: float
+    stderr: float | None
+    ci_low: float | None
+    ci_high: float | None
+    z: float | None
+    sweeps: int
+
+    @property
+    def direction(self) -> str:
+        if self.ci_low is None or self.ci_high is None:
+            return "unknown"
+        return "rising" if self.ci_low > 0 else "falling" if self.ci_high < 0 else "flat (CI covers 0)"
+
+
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13,
+       20: 2.09, 30: 2.04}  # fmt: skip
+
+
+def _t95(df: int) -> float:
+    return next((T95[d] for d in sorted(T95) if d >= df), 1.96)
+
+
+def pooled_slope(curves: Sequence[Sequence[float]], bids: Sequence[float], span: float = 99.0) -> SlopeTest:
+    """``curves[s][j]``: the measure of sweep s at ``bids[j]``. Within each sweep the slope is the least-squares
+    slope on the bid (the sweep's own intercept is its fixed effect); the pooled slope is their mean, and its
+    standard error is the spread of the per-sweep slopes over √S (sweeps are independent; points within one are
+    not, which this respects). Returned per ``span`` of bid (99: from 1 to 100), with a t-based 95 % CI."""
+    mean_bid = math.fsum(bids) / len(bids)
+    sxx = math.fsum((b - mean_bid) ** 2 for b in bids)
+    if not curves or sxx == 0:
+        raise ValueError("a slope needs sweeps over at least two distinct bids")
+    slopes = []
+    for curve in curves:
+        mean_y = math.fsum(curve) / len(curve)
+        slopes.append(math.fsum((b - mean_bid) * (y - mean_y) for b, y in zip(bids, curve, strict=True)) / sxx)
+    s = len(slopes)
+    delta = span * math.fsum(slopes) / s
+    if s < 2:
+        return SlopeTest(delta, None, None, None, None, s)
+    mean_slope = math.fsum(slopes) / s
+    se = span * math.sqrt(math.fsum((x - mean_slope) ** 2 for x in slopes) / (s - 1) / s)
+    half = _t95(s - 1) * se
+    z = delta / se if se > 0 else (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
+    return SlopeTest(delta, se, delta - half, delta + half, z, s)
+
+
+def summarize_sweeps(sweeps: Sequence[Sweep]) -> dict[str, float | None]:
+    live = [s for s in sweeps if not s.inert]
+    return {
+        "sweeps": len(sweeps),
+        "inert_sweeps": len(sweeps) - len(live),
+        "monotone_share": sum(s.monotone for s in sweeps) / len(sweeps) if sweeps else None,
+        "monotone_share_live": sum(s.monotone for s in live) / len(live) if live else None,
+        "rising_share": sum(s.rising for s in sweeps) / len(sweeps) if sweeps else None,
+        "mean_max_jump": math.fsum(s.max_jump for s in sweeps) / len(sweeps) if sweeps else None,
+    }

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from service.evaluation.metrics import Sweep, auction_stats, pooled_slope, summarize, summarize_sweeps, sweep_of
+from service.mechanism.itctr import Estimate
+from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
+from service.simulation.contexts import CatalogContext
+from service.simulation.users import click_expectations
+
+ADS = (
+    Ad("Ad-7001", "ArchGuard Stability Runner", "https://example.com/running/archguard-stability-runner", 80.0),
+    Ad("Ad-7002", "CloudStep Orthotic Insoles", "https://example.com/running/cloudstep-orthotic-insoles", 20.0),
+    Ad("Ad-7027", "SteamLine Espresso Machine", "https://example.com/coffee/steamline-espresso-machine", 90.0),
+)
+ITEM = CatalogContext(
+    "q001",
+    "running",
+    AuctionContext("I have flat feet and want to start running. What should I look for in a shoe?", "u1", {}, ADS),
+)
+BEST = "For flat feet pick a stable running shoe like @ArchGuard Stability Runner@[Ad-7001]."
+OTHER = "Insoles help flat feet when running: @CloudStep Orthotic Insoles@[Ad-7002]."
+WRONG = "Try @SteamLine Espresso Machine@[Ad-7027]."
+BROKEN = "Try @ArchGuard Stability Runner@[Ad-9999]."
+PLAIN = "Look for arch support."
+
+
+def response(texts: list[str], ads: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    default = [{"id": a.id, "price_per_click": a.bid, "itctr": 0.1, "expected_payment": a.bid * 0.1} for a in ADS]
+    return {"sample_texts": texts, "ads": default if ads is None else ads}
+
+
+def test_auction_stats_count_valid_relevant_and_best_samples() -> None:
+    stats = auction_stats(ITEM, response([BEST, OTHER, WRONG, BROKEN, PLAIN]))
+    assert stats.samples == 5
+    assert stats.valid == 3  # BEST, OTHER, WRONG: well-formed markers of candidates
+    assert stats.relevant == 2
+    assert stats.best == 1
+    assert stats.format_errors == 1
+    assert stats.ads_shown == 3
+    assert stats.ir_violations == 0
+
+
+def test_revenue_is_bid_times_simulated_itctr_and_reward_subtracts_the_penalty() -> None:
+    texts = [BEST, PLAIN, BROKEN]
+    stats = auction_stats(ITEM, response(texts))
+    p_best = click_expectations(ITEM.context, BEST)["Ad-7001"]
+    assert stats.itctr["Ad-7001"].mean == pytest.approx(p_best / 3)
+    assert stats.itctr["Ad-7002"].mean == 0.0
+    assert stats.revenue == pytest.approx(80.0 * p_best / 3)
+    # rewards: BEST 80·p − 1 (one ad), PLAIN 0, BROKEN −10 (one format error)
+    assert stats.reward == pytest.approx((80.0 * p_best - 1.0 + 0.0 - 10.0) / 3)
+    assert stats.billed_revenue == pytest.approx(sum(a.bid * 0.1 for a in ADS))
+
+
+def test_ir_violations_are_counted() -> None:
+    ads = [
+        {"id": "Ad-7001", "price_per_click": 81.0, "itctr": 0.1, "expected_payment": 8.0},  # charges over the bid
+        {"id": "Ad-7002", "price_per_click": 20.0, "itctr": 0.1, "expected_payment": 2.5},  # over b·itctr
+        {"id": "Ad-7027", "price_per_click": 90.0, "itctr": 0.1, "expected_payment": 9.0},
+    ]
+    assert auction_stats(ITEM, response([PLAIN], ads)).ir_violations == 2
+
+
+def test_summarize_averages_per_query_and_per_sample() -> None:
+    a = auction_stats(ITEM, response([BEST, PLAIN]))
+    b = auction_stats(ITEM, response([WRONG, WRONG]))
+    summary = summarize([a, b])
+    assert summary["auctions"] == 2
+    assert summary["samples"] == 4
+    assert summary["valid_ad_share"] == 3 / 4
+    assert summary["revenue_per_query"] == pytest.approx((a.revenue + b.revenue) / 2)
+    with pytest.raises(ValueError, match="nothing"):
+        summarize([])
+
+
+def test_sweep_shapes() -> None:
+    rising = Sweep((1, 50, 100), (0.0, 0.1, 0.2), (0.0, 0.01, 0.01))
+    dip = Sweep((1, 50, 100), (0.0, 0.3, 0.1), (0.0, 0.01, 0.01))
+    noisy_dip = Sweep((1, 50, 100), (0.0, 0.3, 0.25), (0.0, 0.05, 0.05))
+    inert = Sweep((1, 50, 100), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert rising.monotone
+    assert rising.rising
+    assert not rising.inert
+    assert not dip.monotone
+    assert dip.max_jump == pytest.approx(0.3)
+    assert noisy_dip.monotone  # the step down is within two standard errors
+    assert inert.inert
+    assert inert.monotone
+    assert not inert.rising
+    summary = summarize_sweeps([rising, dip, noisy_dip, inert])
+    assert summary["monotone_share"] == 3 / 4
+    assert summary["monotone_share_live"] == 2 / 3
+    assert summary["inert_sweeps"] == 1
+    assert summary["rising_share"] == 3 / 4
+    estimates = [Estimate(0.1, 0.02, 0.5), Estimate(0.2, None, 1.0)]
+    assert sweep_of([1.0, 2.0], estimates) == Sweep((1.0, 2.0), (0.1, 0.2), (0.02, 0.0))
+    assert math.isclose(summary["mean_max_jump"] or 0.0, (0.1 + 0.3 + 0.3 + 0.0) / 4)
+
+
+def test_served_measures_weight_samples_by_the_serving_probabilities() -> None:
+    texts = [BEST, BROKEN]
+    stats = auction_stats(ITEM, {**response(texts), "probabilities": [0.9, 0.1]})
+    p_best = click_expectations(ITEM.context, BEST)["Ad-7001"]
+    assert stats.itctr["Ad-7001"].mean == pytest.approx(0.9 * p_best)
+    assert stats.served_format_errors == pytest.approx(0.1)
+    assert stats.served_relevant == pytest.approx(0.9)
+    assert stats.reward == pytest.approx(0.9 * (80.0 * p_best - 1.0) + 0.1 * -10.0)
+
+
+def test_a_value_maximisers_roi_violation_is_counted() -> None:
+    vm = Ad("Ad-7001", ADS[0].title, ADS[0].url, 40.0, "adv", AdvertiserKind.VM, 2.0)  # bids v/τ: value 80/click
+    item = CatalogContext(ITEM.query_id, ITEM.category, AuctionContext(ITEM.context.query, "u1", {}, (vm,)))
+    fair = {"id": "Ad-7001", "price_per_click": 40.0, "itctr": 0.1, "expected_payment": 4.0}
+    assert auction_stats(item, response([PLAIN], [fair])).ir_violations == 0
+    # 4.5 > b·itctr = 4: over the bid-implied price, and value 80·0.1 = 8 < τ·p = 9 breaks the ROI target
+    unfair = {**fair, "expected_payment": 4.5}
+    assert auction_stats(item, response([PLAIN], [unfair])).ir_violations == 1
+
+
+def test_pooled_slope_detects_a_rise_and_reports_a_flat_curve_as_flat() -> None:
+    bids = [1.0, 25.0, 50.0, 75.0, 100.0]
+    rng = __import__("random").Random(5)
+    rising = [[0.1 + 0.2 * (b - 1) / 99 + rng.gauss(0, 0.05) for b in bids] for _ in range(16)]
+    test = pooled_slope(rising, bids)
+    assert test.sweeps == 16
+    assert test.ci_low is not None
+    assert test.ci_high is not None
+    assert test.ci_low < 0.2 < test.ci_high
+    assert test.direction == "rising"
+    assert test.z is not None
+    assert test.z > 3
+    flat = [[0.3 + rng.gauss(0, 0.05) for _ in bids] for _ in range(16)]
+    assert pooled_slope(flat, bids).direction == "flat (CI covers 0)"
+    falling = [list(reversed(c)) for c in rising]
+    assert pooled_slope(falling, bids).direction == "falling"  # both directions are reported
+    # sweep fixed effects: very different levels per sweep do not hide a common slope
+    shifted = [[y + 0.5 * s for y in c] for s, c in enumerate(rising)]
+    assert pooled_slope(shifted, bids).delta == pytest.approx(test.delta)
+
+
+def test_pooled_slope_needs_distinct_bids() -> None:
+    with pytest.raises(ValueError, match="two distinct bids"):
+        pooled_slope([[0.1, 0.2]], [5.0, 5.0])

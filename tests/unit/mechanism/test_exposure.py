@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from service.mechanism.exposure import FormatErrorKind, parse, render
+from service.mechanism.types import Ad
+
+
+def link(ad_id: str) -> str:
+    return f"https://ads.test/c/{ad_id}"
+
+
+def test_exact_marker_exposes_the_ad(running_ads: tuple[Ad, ...]) -> None:
+    text = "Get a stable shoe like @ArchGuard Stability Runner@[Ad-7001] for flat feet."
+    exposure = parse(text, running_ads)
+    assert exposure.exposed == ("Ad-7001",)
+    assert exposure.errors == ()
+    assert exposure.first_position("Ad-7001") == 23 / len(text)
+    assert exposure.rank("Ad-7001") == 1
+    assert exposure.first_position("Ad-7002") is None
+    assert render(exposure, link) == (
+        "Get a stable shoe like [ArchGuard Stability Runner](https://ads.test/c/Ad-7001) for flat feet."
+    )
+
+
+def test_no_marker_no_exposure(running_ads: tuple[Ad, ...]) -> None:
+    exposure = parse("Look for arch support and a wide toe box.", running_ads)
+    assert exposure.exposed == ()
+    assert exposure.errors == ()
+    assert exposure.n_ads == 0
+    assert render(exposure, link) == "Look for arch support and a wide toe box."
+
+
+def test_repeated_marker_counts_once_and_ranks_by_first_appearance(running_ads: tuple[Ad, ...]) -> None:
+    text = (
+        "@CloudStep Orthotic Insoles@[Ad-7002] help. So does @ArchGuard Stability Runner@[Ad-7001]. "
+        "Again: @CloudStep Orthotic Insoles@[Ad-7002]."
+    )
+    exposure = parse(text, running_ads)
+    assert exposure.exposed == ("Ad-7002", "Ad-7001")
+    assert exposure.n_ads == 2
+    assert exposure.rank("Ad-7001") == 2
+    assert len(exposure.placements) == 3
+    assert render(exposure, link).count("https://ads.test/c/Ad-7002") == 2
+
+
+def test_wrong_title_or_unknown_id_is_a_format_error_and_stripped(running_ads: tuple[Ad, ...]) -> None:
+    text = "Try @ArchGuard Runner@[Ad-7001] or @Nike Air@[Ad-1234]."
+    exposure = parse(text, running_ads)
+    assert exposure.exposed == ()
+    assert [e.kind for e in exposure.errors] == [FormatErrorKind.TITLE_MISMATCH, FormatErrorKind.UNKNOWN_AD]
+    assert render(exposure, link) == "Try ArchGuard Runner or Nike Air."
+
+
+def test_title_without_id_and_id_without_title_are_format_errors(running_ads: tuple[Ad, ...]) -> None:
+    text = "Buy @CloudStep Orthotic Insoles@ now [Ad-7001] and @ArchGuard Stability Runner@[Ad-7001]."
+    exposure = parse(text, running_ads)
+    assert exposure.exposed == ("Ad-7001",)
+    assert [e.kind for e in exposure.errors] == [FormatErrorKind.MISSING_ID, FormatErrorKind.DANGLING_ID]
+    assert render(exposure, link) == (
+        "Buy CloudStep Orthotic Insoles now and [ArchGuard Stability Runner](https://ads.test/c/Ad-7001)."
+    )
+
+
+def test_case_matters_for_titles(running_ads: tuple[Ad, ...]) -> None:
+    exposure = parse("@archguard stability runner@[Ad-7001]", running_ads)
+    assert exposure.exposed == ()
+    assert exposure.errors[0].kind is FormatErrorKind.TITLE_MISMATCH
+
+
+def test_email_addresses_are_not_markers(running_ads: tuple[Ad, ...]) -> None:
+    exposure = parse("Write to help@example.com or sales@example.com [today].", running_ads)
+    assert exposure.exposed == ()
+    assert exposure.errors == ()
+
+
+def test_an_id_without_brackets_is_stripped_with_its_marker(running_ads: tuple[Ad, ...]) -> None:
+    text = "Try @BrewMaster Burr Grinder@Ad-9001, it grinds evenly."
+    exposure = parse(text, running_ads)
+    assert [e.kind.value for e in exposure.errors] == ["bare_id"]
+    assert render(exposure, lambda _: "L") == "Try BrewMaster Burr Grinder, it grinds evenly."  # no "GrinderAd-9001"
+
+
+def test_a_truncated_marker_is_never_shown(running_ads: tuple[Ad, ...]) -> None:
+    for tail in ("@ArchGuard Stability Runner@[Ad-70", "@ArchGuard Stab", "@ArchGuard Stability Runner@"):
+        exposure = parse("Look for support: " + tail, running_ads, truncated=True)
+        assert exposure.errors
+        assert render(exposure, lambda _: "L") == "Look for support: "
+    # A complete answer is not suspected of truncation.
+    assert not parse("Email me @home", running_ads).errors
