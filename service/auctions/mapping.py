@@ -11,6 +11,7 @@ from service.engine.base import Generation, SamplingRequest
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.auction import AuctionOutcome
 from service.mechanism.prompt import Prompt
+from service.mechanism.relevance import to_dict as relevance_dict
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
 
 SCHEMA_VERSION = 1
@@ -152,6 +153,7 @@ def impression_event(
         # The serving propensities: CTR refits weight each logged click by 1/q of the served sample.
         "mechanism": {**outcome.rule.describe(), "bids_in_prompt": bids_in_prompt},
         "probabilities": list(outcome.probabilities),
+        "relevance": relevance_dict(outcome.relevance),
         "results": [
             {
                 "ad_id": ad.ad_id,

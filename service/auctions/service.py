@@ -23,8 +23,12 @@ from service.errors import ServiceError
 from service.events.log import IMPRESSIONS, EventLog
 from service.mechanism import auction, exposure
 from service.mechanism.ctr import CTRModel
+from service.mechanism.exposure import Exposure
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.payments import PaymentRule, first_price
+from service.mechanism.relevance import Relevance
+from service.models.encoder import Encoder
+from service.models.relevance import score as score_relevance
 from service.observability import log_context, metrics
 from service.observability.timing import StageClock
 from service.settings import Settings
@@ -38,6 +42,7 @@ class AuctionService:
         self,
         engine: Engine,
         ctr_model: CTRModel,
+        encoder: Encoder,
         weights: ObjectiveWeights,
         click_signer: ClickSigner,
         events: EventLog,
@@ -46,6 +51,7 @@ class AuctionService:
     ) -> None:
         self.engine = engine
         self.ctr_model = ctr_model
+        self.encoder = encoder
         self.weights = weights
         self.settings = settings
         self.samples = SampleSource(engine, cache)
@@ -89,7 +95,7 @@ class AuctionService:
         else:
             generation = await self.samples.generate(prepared)
         clock.lap("generate")
-        outcome = self.mechanism(prepared, generation)
+        outcome = await self.mechanism(prepared, generation, clock)
         clock.lap("mechanism")
         link = self.links(prepared, outcome)
         text = exposure.render(outcome.served, link)
@@ -100,16 +106,39 @@ class AuctionService:
 
     # -- the pieces whole and streamed answers share ------------------------------------------------------------
 
-    def mechanism(self, prepared: Prepared, generation: Generation) -> auction.AuctionOutcome:
+    async def mechanism(
+        self, prepared: Prepared, generation: Generation, clock: StageClock | None = None
+    ) -> auction.AuctionOutcome:
+        """Parse the K samples, score relevance with the encoder (in a worker thread: CPU work must not block the
+        event loop), then run the pure mechanism."""
+        texts = [s.text for s in generation.samples]
+        exposures = auction.parse_samples(prepared.context, texts, [s.finish_reason for s in generation.samples])
+        relevance = await asyncio.to_thread(score_relevance, self.encoder, prepared.context, exposures)
+        if clock is not None:
+            clock.lap("ctr")
+        return self._run_mechanism(prepared, texts, exposures, relevance)
+
+    def mechanism_now(self, prepared: Prepared, generation: Generation) -> auction.AuctionOutcome:
+        """The same, on the calling thread: for the cut-short impression of a stream whose task is being
+        cancelled, where nothing can be awaited any more (a few ms of blocking on a rare path)."""
+        texts = [s.text for s in generation.samples]
+        exposures = auction.parse_samples(prepared.context, texts, [s.finish_reason for s in generation.samples])
+        relevance = score_relevance(self.encoder, prepared.context, exposures)
+        return self._run_mechanism(prepared, texts, exposures, relevance)
+
+    def _run_mechanism(
+        self, prepared: Prepared, texts: list[str], exposures: tuple[Exposure, ...], relevance: Relevance
+    ) -> auction.AuctionOutcome:
         return auction.run(
             prepared.context,
-            [s.text for s in generation.samples],
+            texts,
             prepared.auction_id,
             self.ctr_model,
             self.weights,
             prepared.rule,
-            finish_reasons=[s.finish_reason for s in generation.samples],
             curve_grid=prepared.curve_bids,
+            relevance=relevance,
+            exposures=exposures,
         )
 
     def links(self, prepared: Prepared, outcome: auction.AuctionOutcome | None = None) -> Link:

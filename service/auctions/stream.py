@@ -109,7 +109,7 @@ async def stream(
                 generation = assembled(prepared, texts, finish, tokens)
                 service.samples.generated(prepared, generation)
             clock.lap("generate")
-            outcome = service.mechanism(prepared, generation)
+            outcome = await service.mechanism(prepared, generation, clock)
             clock.lap("mechanism")
             if not live:  # the selected sample, whole, now that all K are in
                 served = generation.samples[outcome.served_index]
@@ -141,7 +141,7 @@ async def stream(
                 # record and for training, but price nothing: the answer was never completed.
                 metrics.STREAMS.labels("cut_short").inc()
                 partial = assembled(prepared, texts, finish, tokens)
-                outcome = service.mechanism(prepared, partial)
+                outcome = service.mechanism_now(prepared, partial)
                 service.log_impression(
                     prepared, partial, outcome, request_id, cache_hit=False, shown_text=renderer.shown
                 )

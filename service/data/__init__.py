@@ -24,6 +24,16 @@ def _catalog_categories() -> dict[str, str]:
     return {ad["id"]: ad["category"] for ad in catalog()["ads"]}
 
 
+@cache
+def _query_categories() -> dict[str, str]:
+    return {q["query"]: q["category"] for q in catalog()["queries"]}
+
+
+def query_category(query: str) -> str | None:
+    """The catalogue's category of one of its questions (``none``: no ad fits); None for any other question."""
+    return _query_categories().get(query)
+
+
 def ad_category(ad: Ad) -> str:
     """The catalogue's category of a catalogue ad; for any other ad the first segment of its landing-page path
     (the catalogue's URLs follow that rule too: ``https://example.com/<category>/<slug>``), else its own id."""

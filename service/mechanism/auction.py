@@ -18,6 +18,7 @@ from service.mechanism.exposure import Exposure
 from service.mechanism.itctr import Estimate, weighted
 from service.mechanism.objective import ObjectiveWeights, sample_objective
 from service.mechanism.payments import Payment, PaymentRule, first_price, myerson
+from service.mechanism.relevance import NO_RELEVANCE, Relevance
 from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
 
@@ -59,6 +60,7 @@ class AuctionOutcome:
     served_index: int
     ads: tuple[AdOutcome, ...]  # candidate order
     rule: MechanismRule
+    relevance: Relevance = NO_RELEVANCE  # the similarities the CTR model priced with (logged for refits)
 
     @property
     def served(self) -> Exposure:
@@ -67,6 +69,17 @@ class AuctionOutcome:
     @property
     def expected_revenue(self) -> float:
         return sum(ad.payment.expected_payment for ad in self.ads)
+
+
+def parse_samples(
+    context: AuctionContext, samples: Sequence[str], finish_reasons: Sequence[str | None] | None = None
+) -> tuple[Exposure, ...]:
+    """Each sample's exposures; a sample cut at ``max_tokens`` ("length") may end in half a marker."""
+    reasons = finish_reasons or [None] * len(samples)
+    return tuple(
+        exposure_mod.parse(text, context.ads, truncated=reason == "length")
+        for text, reason in zip(samples, reasons, strict=True)
+    )
 
 
 def run(
@@ -78,25 +91,25 @@ def run(
     rule: MechanismRule = UNIFORM_FIRST_PRICE,
     finish_reasons: Sequence[str | None] | None = None,
     curve_grid: Sequence[float] | None = None,
+    relevance: Relevance = NO_RELEVANCE,
+    exposures: Sequence[Exposure] | None = None,
 ) -> AuctionOutcome:
     """``finish_reasons``: per sample; a sample cut at ``max_tokens`` ("length") may end in half a marker.
-    ``curve_grid``: bids at which to report each ad's ITCTR curve, the other bids fixed (transparency)."""
+    ``curve_grid``: bids at which to report each ad's ITCTR curve, the other bids fixed (transparency).
+    ``relevance``: the encoder's similarities for the CTR model; ``exposures``: the samples already parsed (by
+    ``parse_samples``, the same way), so that the caller could compute ``relevance`` from them."""
     if not samples:
         raise ValueError("an auction needs at least one sample")
-    reasons = finish_reasons or [None] * len(samples)
-    exposures = tuple(
-        exposure_mod.parse(text, context.ads, truncated=reason == "length")
-        for text, reason in zip(samples, reasons, strict=True)
-    )
-    matrix = [ctr_row(context, e, ctr_model) for e in exposures]
+    parsed = tuple(exposures) if exposures is not None else parse_samples(context, samples, finish_reasons)
+    matrix = [ctr_row(context, e, ctr_model, relevance, k) for k, e in enumerate(parsed)]
     bids = [ad.bid for ad in context.ads]
     objectives = tuple(
-        sample_objective(bids, row, e.n_ads, len(e.errors), weights) for e, row in zip(exposures, matrix, strict=True)
+        sample_objective(bids, row, e.n_ads, len(e.errors), weights) for e, row in zip(parsed, matrix, strict=True)
     )
     temperature = rule.temperature
     q = selection.probabilities(objectives, temperature)
     served_index = selection.draw(auction_id, q)
-    served = set(exposures[served_index].exposed)
+    served = set(parsed[served_index].exposed)
     ads = []
     for i, ad in enumerate(context.ads):
         column = [row[i] for row in matrix]
@@ -110,10 +123,11 @@ def run(
             curve = selection.curve(objectives, column, ad.bid, curve_grid, temperature)
         ads.append(AdOutcome(ad.id, ad.id in served, estimate, payment, curve))
     return AuctionOutcome(
-        exposures=exposures,
+        exposures=parsed,
         objectives=objectives,
         probabilities=q,
         served_index=served_index,
         ads=tuple(ads),
         rule=rule,
+        relevance=relevance,
     )

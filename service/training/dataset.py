@@ -16,6 +16,7 @@ from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
 from service.mechanism.objective import ObjectiveWeights, sample_objective
 from service.mechanism.prompt import PROMPT_VERSION, build_messages
+from service.mechanism.relevance import from_dict as relevance_from_dict
 from service.mechanism.types import AuctionContext
 
 
@@ -25,8 +26,12 @@ def context_of(impression: Mapping[str, Any]) -> AuctionContext:
 
 def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[dict[str, Any]]:
     context = context_of(impression)
-    served = impression["samples"][impression["served_index"]]["text"]
+    served_index = impression["served_index"]
+    served = impression["samples"][served_index]["text"]
     exposure = exposure_mod.parse(served, context.ads)
+    relevance = relevance_from_dict(impression.get("relevance"))
+    probabilities = impression.get("probabilities")
+    propensity = float(probabilities[served_index]) if probabilities else None
     rows = []
     for ad in context.ads:
         if ad.id not in exposure.exposed:
@@ -39,8 +44,12 @@ def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[di
                 "model": impression["model"],
                 "ctr_model": impression["ctr_model"],
                 "bid": ad.bid,
-                "features": dict(zip(FEATURE_NAMES, features(context, ad, exposure), strict=True)),
+                "features": dict(
+                    zip(FEATURE_NAMES, features(context, ad, exposure, relevance, served_index), strict=True)
+                ),
                 "clicked": int(ad.id in clicked_ad_ids),
+                # P(this sample was served): a refit weights the row by 1/propensity under non-uniform selection
+                "propensity": propensity,
             }
         )
     return rows
@@ -49,10 +58,11 @@ def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[di
 def sample_objectives(impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights) -> list[float]:
     context = context_of(impression)
     bids = [ad.bid for ad in context.ads]
+    relevance = relevance_from_dict(impression.get("relevance"))
     out = []
-    for sample in impression["samples"]:
+    for k, sample in enumerate(impression["samples"]):
         exposure = exposure_mod.parse(sample["text"], context.ads)
-        row = ctr_row(context, exposure, ctr_model)
+        row = ctr_row(context, exposure, ctr_model, relevance, k)
         out.append(sample_objective(bids, row, exposure.n_ads, len(exposure.errors), weights))
     return out
 

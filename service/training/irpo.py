@@ -38,7 +38,7 @@ from service.simulation.users import ClickModel
 from service.storage.redis import RedisServer, client, find_redis_server
 from service.training.dataset import dpo_pairs
 from service.training.export import export
-from service.training.fit import fit_ctr, read_rows
+from service.training.fit import NotEnoughClicks, fit_ctr, read_rows
 from service.training.lora import TrainSettings, train_dpo, train_sft
 from service.training.warm_start import sft_examples
 
@@ -205,10 +205,11 @@ def refit_ctr(config: LoopConfig, round_no: int, parent: str) -> tuple[Path, dic
         files = [f for r in range(1, round_no + 1) for f in _files(config, r, "ctr")]
         rows = read_rows(files)
         try:
-            model, info = fit_ctr(rows, f"ctr-{config.prefix}-r{round_no}")
-        except ValueError as exc:
             parent_ctr = versions.ctr_model_path(config.versions_dir, parent)
-            model = load_ctr_model(parent_ctr) if parent_ctr else DEFAULT_CTR_MODEL
+            parent_model = load_ctr_model(parent_ctr) if parent_ctr else DEFAULT_CTR_MODEL
+            model, info = fit_ctr(rows, f"ctr-{config.prefix}-r{round_no}", parent_model)
+        except NotEnoughClicks as exc:
+            model = parent_model
             info = {"kept": model.version, "why": str(exc)}
             logger.warning("round %d: CTR model not refitted (%s); keeping %s", round_no, exc, model.version)
         save_ctr_model(model, path, info)

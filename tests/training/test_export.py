@@ -162,20 +162,28 @@ async def test_dpo_pairs_best_against_every_sample_more_than_delta_below(redis: 
     assert report.dpo_contexts == 1
 
 
-def write_ctr_rows(path: Path, n: int, seed: int) -> None:
+def write_ctr_rows(path: Path, n: int, seed: int, propensity: bool = False) -> None:
     rng = random.Random(seed)
     with path.open("w") as f:
         for i in range(n):
-            rel = rng.random()
-            clicked = rng.random() < 1 / (1 + math.exp(-(-2.0 + 3.0 * rel)))
-            features = {"query_relevance": rel, "profile_relevance": rng.random(), "position": rng.random()}
-            row = {"auction_id": f"a{i}", "ad_id": "x", "features": {**features, "extra_ads": 0.0}}
-            f.write(json.dumps({**row, "clicked": int(clicked)}) + "\n")
+            sim = rng.uniform(-0.1, 0.5)
+            clicked = rng.random() < 1 / (1 + math.exp(-(-3.0 + 8.0 * sim)))
+            features = {
+                "query_similarity": sim,
+                "profile_similarity": rng.uniform(-0.1, 0.3),
+                "context_similarity": rng.uniform(-0.1, 0.4),
+                "position": rng.random(),
+                "extra_ads": 0.0,
+            }
+            row = {"auction_id": f"a{i}", "ad_id": "x", "features": features, "clicked": int(clicked)}
+            if propensity:
+                row["propensity"] = rng.choice([0.1, 0.5, 0.9])
+            f.write(json.dumps(row) + "\n")
 
 
 def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
     data = tmp_path / "ctr.jsonl"
-    write_ctr_rows(data, 2000, seed=7)
+    write_ctr_rows(data, 3000, seed=7, propensity=True)
     out = tmp_path / "ctr-model.json"
     result = subprocess.run(
         [sys.executable, "-m", "service.training", "fit-ctr", str(data), "--out", str(out), "--version", "ctr-test-1"],
@@ -185,13 +193,33 @@ def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
         check=True,
     )
     report = json.loads(result.stdout)
-    assert report["rows"] == 2000
+    assert report["rows"] == 3000
     assert report["version"] == "ctr-test-1"
+    assert report["propensity_weighted"] is True
+    heldout = report["heldout"]
+    assert set(heldout) == {"logistic", "mlp", "parent"}
+    assert heldout["logistic"]["auc"] > 0.7  # the data carry a real signal (coefficient +8 on query similarity)
+    assert (Path(report["report"]) / "calibration.png").stat().st_size > 0
+    assert "| logistic |" in (Path(report["report"]) / "report.md").read_text()
     model = load_ctr_model(out)
-    assert model.coefficients["query_relevance"] > 1.5  # data generated with +3.0
-    assert abs(model.coefficients["profile_relevance"]) < 0.6  # and 0 here
+    assert model.coefficients["query_similarity"] > 4.0  # data generated with +8
+    assert abs(model.coefficients["profile_similarity"]) < 2.0  # and 0 here
     loaded = service_ctr_model(Settings(secret_key="s" * 40, ctr_model_path=out))
     assert loaded.version == "ctr-test-1"
+
+
+def test_fit_ctr_refuses_too_few_clicks_and_keeps_the_parent(tmp_path: Path) -> None:
+    data = tmp_path / "few.jsonl"
+    write_ctr_rows(data, 60, seed=3)  # ≈ a dozen clicks: below the minimum of 30
+    result = subprocess.run(
+        [sys.executable, "-m", "service.training", "fit-ctr", str(data), "--out", str(tmp_path / "m.json")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1])["keep"] == "semantic-v1"
+    assert not (tmp_path / "m.json").exists()
 
 
 async def test_export_cli_against_redis_url(redis: aioredis.Redis, redis_server: RedisServer, tmp_path: Path) -> None:

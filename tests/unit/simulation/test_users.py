@@ -10,8 +10,11 @@ ADS = (
 )
 
 
+QUESTION = "I have flat feet and want to start running. What should I look for in a shoe?"  # catalogue q001
+
+
 def context(user: str = "u1") -> AuctionContext:
-    return AuctionContext("Which running shoe helps with flat feet?", user, {"interests": ["cooking"]}, ADS)
+    return AuctionContext(QUESTION, user, {"interests": ["cooking"]}, ADS)
 
 
 def rate(answer: str, ad_id: str, users: int = 400) -> float:
@@ -74,3 +77,17 @@ def test_a_flooded_answer_is_expected_to_get_no_click() -> None:
 
     flooded = "@ArchGuard Stability Runner@[Ad-1] @CloudStep Running Insoles@[Ad-2] @BrewMaster Burr Grinder@[Ad-3]"
     assert click_expectations(context(), flooded) == {"Ad-1": 0.0, "Ad-2": 0.0, "Ad-3": 0.0}
+
+
+def test_relevance_is_semantic_and_grounded_in_the_catalogue_not_in_shared_words() -> None:
+    """Round 1's users scored the Copper Pan Set 0 for a question about pans for searing steak (no shared word)."""
+    pans = Ad("Ad-7006", "Copper Pan Set 10-Piece", "https://example.com/kitchen/copper-pan-set-10-piece", 20.0)
+    espresso = Ad("Ad-7027", "SteamLine Espresso Machine", "https://example.com/coffee/steamline-espresso-machine", 20)
+    question = "What pans are best for searing steak at home?"  # catalogue q004: kitchen
+    user = AuctionContext(question, "u1", {}, (pans, espresso))
+    p_pans = click_probabilities(user, "For a good sear, @Copper Pan Set 10-Piece@[Ad-7006] heats evenly.")["Ad-7006"]
+    p_espresso = click_probabilities(user, "For a good sear, @SteamLine Espresso Machine@[Ad-7027] helps.")["Ad-7027"]
+    assert p_pans > 5 * p_espresso
+    # The documented range: relevant and woven in ≈10–40 %, irrelevant ≈1–3 %.
+    assert 0.08 < p_pans / 1.0 < 0.8
+    assert p_espresso < 0.04

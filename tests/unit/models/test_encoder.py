@@ -1,0 +1,58 @@
+"""The CTR model's encoder and the default model on the catalogue: does it know what an ad is about?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from service.data import ad_category, catalog, catalog_ad, profile_of
+from service.mechanism.ctr import DEFAULT_CTR_MODEL, ctr_row
+from service.mechanism.exposure import parse
+from service.mechanism.types import AuctionContext
+from service.models.encoder import Encoder, EncoderError, prepare_encoder
+from service.models.relevance import score
+from service.settings import DEFAULT_ENCODER_DIR
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    return Encoder(prepare_encoder(DEFAULT_ENCODER_DIR))
+
+
+def test_similar_texts_are_closer(encoder: Encoder) -> None:
+    question, anc, grinder = encoder.encode(
+        ["What headphones are good for a noisy open office?", "AuraSound ANC Headphones", "BrewMaster Burr Grinder"]
+    )
+    assert float(question @ anc) > 0.3 > float(question @ grinder)
+    assert encoder.cached("AuraSound ANC Headphones")  # ad content is fixed: a repeated ad costs nothing
+
+
+def test_a_folder_that_is_not_an_encoder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="not a sentence-transformers folder"):
+        Encoder(tmp_path)
+
+
+def test_the_default_ctr_model_ranks_the_catalogues_relevant_ads_first(encoder: Encoder) -> None:
+    """AUC of the default model's CTR (each ad placed first in a one-line answer) against the catalogue's categories,
+    over every (on-topic question, ad) pair: the issue's bar is 0.85 (round 1's word overlap: 0.65)."""
+    data = catalog()
+    ads = tuple(catalog_ad(a, 10.0) for a in data["ads"])
+    labels, scores = [], []
+    for i, query in enumerate(q for q in data["queries"] if q["category"] != "none"):
+        user_id, profile = profile_of(data["profiles"][i % len(data["profiles"])])
+        for ad in ads:
+            context = AuctionContext(query["query"], user_id, profile, (ad,))
+            exposure = parse(f"{ad.marker} is worth a look.", context.ads)
+            relevance = score(encoder, context, [exposure])
+            scores.append(ctr_row(context, exposure, DEFAULT_CTR_MODEL, relevance)[0])
+            labels.append(ad_category(ad) == query["category"])
+    auc = roc_auc_score(labels, scores)
+    relevant = sorted(s for s, y in zip(scores, labels, strict=True) if y)
+    other = sorted(s for s, y in zip(scores, labels, strict=True) if not y)
+    print(
+        f"\ndefault CTR model on the catalogue: AUC {auc:.3f} over {len(labels)} pairs; median CTR relevant "
+        f"{relevant[len(relevant) // 2]:.3f}, irrelevant {other[len(other) // 2]:.3f}"
+    )
+    assert auc >= 0.85
