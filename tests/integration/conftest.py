@@ -144,6 +144,14 @@ def assert_mostly_reproduced(first: list[str], second: list[str]) -> None:
     assert same > len(first) / 2, (same, first, second)
 
 
+def assert_seeds_forwarded(first: list[str], second: list[str]) -> None:
+    """Two engines (a vLLM server and the in-process engine) given the same seed share samples only up to
+    numerics (here 1 of 4 identical); with different seeds no two 24-token samples would be identical, so one
+    identical sample shows the seeds and sampling parameters arrive unchanged."""
+    assert len(first) == len(second)
+    assert any(a == b for a, b in zip(first, second, strict=True)), (first, second)
+
+
 def wait_until(check: Callable[[], bool], seconds: float = 15.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -47,7 +47,7 @@ def test_warm_start_registers_a_version_and_the_audit_reports_it(tmp_path: Path)
         assert row["ir_violations_all"] == 0
         assert row["auctions"] == 2
         assert row["samples"] == 4
-    assert "| sft |" in (audit_dir / "summary.md").read_text()
+    assert "| sft:paper |" in (audit_dir / "summary.md").read_text()  # arms are VERSION:MODE
     report = json.loads((audit_dir / "sft.json").read_text())
     assert report["model"] == "sft"  # the service served the registered version
     assert report["sweeps"][0]["bids"] == [1.0, 100.0]
