@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     encoder_dir: Path = DEFAULT_ENCODER_DIR
     encoder_device: str = Field(default="cpu", description="torch device of the encoder (`cuda` on a GPU machine)")
     encoder_cache_size: Annotated[int, Field(ge=0)] = 50_000
+    encoder_dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"
 
     # Click links
     secret_key: SecretStr = SecretStr(INSECURE_SECRET)

@@ -52,4 +52,4 @@ def open_encoder(settings: Settings) -> Encoder:
     missing or corrupt folder is a start-up error (``EncoderError``), never a silent fallback."""
     if settings.encoder_dir == DEFAULT_ENCODER_DIR:
         prepare_encoder(DEFAULT_ENCODER_DIR)
-    return Encoder(settings.encoder_dir, settings.encoder_cache_size, settings.encoder_device)
+    return Encoder(settings.encoder_dir, settings.encoder_cache_size, settings.encoder_device, settings.encoder_dtype)
