@@ -50,6 +50,7 @@ test: setup model lint tools
 	$(BIN)/pytest -v --durations=10
 
 bench: setup model
+	$(BIN)/python scripts/bench_mechanism.py
 	$(BIN)/python scripts/benchmarks.py
 
 load: setup model

@@ -30,7 +30,7 @@ def prepare_model(
     typer.echo(prepare_default_model(out_dir, force=force))
     settings = get_settings()
     typer.echo(prepare_encoder(settings.encoder_dir))
-    if merge and out_dir == DEFAULT_MODEL_DIR:
+    if merge and out_dir.resolve() == DEFAULT_MODEL_DIR:
         typer.echo(serving_settings(settings).model)
 
 
@@ -54,7 +54,7 @@ def serve() -> None:
 
 
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys: make, issue (in Redis) and revoke")
-ScopesOption = Annotated[str, typer.Option(help="auctions, metrics or auctions+metrics")]
+ScopesOption = Annotated[str, typer.Option(help="auctions, metrics, admin, or several joined by +")]
 PerMinuteOption = Annotated[int | None, typer.Option(help="Rate limit for this key (0: none)")]
 cli.add_typer(keys_cli, name="keys")
 

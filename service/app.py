@@ -17,6 +17,10 @@ from service.auctions.endpoints import router as auctions_router
 from service.auctions.service import AuctionService
 from service.clicks.endpoints import router as clicks_router
 from service.clicks.tokens import ClickSigner
+from service.controls.endpoints import router as admin_router
+from service.controls.service import Controls, Limits
+from service.controls.store import ControlStore
+from service.controls.topics import BUILT_IN, TopicGate
 from service.demo.endpoints import router as demo_router
 from service.engine import open_engine
 from service.engine.base import Engine
@@ -51,6 +55,7 @@ class State(TypedDict):
     auctions: AuctionService
     click_signer: ClickSigner
     encoder: Encoder
+    controls: Controls
     keys: KeyStore
     rate_limiter: RateLimiter
 
@@ -101,10 +106,20 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             )
             await events.start()
             stack.push_async_callback(events.close)
+            controls = Controls(
+                ControlStore(redis, settings.click_token_ttl_s + settings.event_dedupe_ttl_s),
+                TopicGate(
+                    encoder,
+                    [BUILT_IN[name] for name in settings.sensitive_topics],
+                    settings.sensitive_topic_threshold,
+                ),
+                Limits(settings.reserve_price, settings.frequency_cap, settings.frequency_window_s),
+            )
             auctions = AuctionService(
                 engine=engine,
                 ctr_model=ctr_model(settings),
                 encoder=encoder,
+                controls=controls,
                 weights=weights(settings),
                 click_signer=signer,
                 events=events,
@@ -115,6 +130,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
             state = State(
                 click_signer=signer,
                 encoder=encoder,
+                controls=controls,
                 redis=redis,
                 engine=engine,
                 events=events,
@@ -144,6 +160,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
     app.include_router(clicks_router)
     app.include_router(health_router)
     app.include_router(demo_router)
+    app.include_router(admin_router)
     middleware.install(app, configured.max_body_bytes)
     return app
 

@@ -11,9 +11,22 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    status: int
+    request_id: str | None
+    details: list[Any] | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
 
 
 class ServiceError(Exception):

@@ -91,6 +91,19 @@ class Settings(BaseSettings):
         default=True, description="The paper's proposal (bids in the prompt); false: bid-blind (guarantees hold)"
     )
     objective_lambda: Annotated[float, Field(ge=0)] = 1.0
+
+    # Controls (README "Ad platform controls"): disclosure, brand safety, caps, budgets, reserve prices
+    sponsored_link_template: str = Field(
+        default="[{title}]({url}) (Sponsored)", description="How a paid link is rendered: {title}, {url}"
+    )
+    sensitive_topics: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["health", "mental_health", "politics"],
+        description="Built-in topics where no ad runs (comma-separated; empty: none)",
+    )
+    sensitive_topic_threshold: Annotated[float, Field(gt=0, le=1)] = 0.40
+    reserve_price: Annotated[float, Field(ge=0)] = 0.0
+    frequency_cap: Annotated[int, Field(ge=0)] = 0  # impressions per user and ad in the window; 0: no cap
+    frequency_window_s: Annotated[int, Field(ge=1)] = 24 * 3600
     ad_penalty: Annotated[float, Field(ge=0)] = 1.0
     format_error_penalty: Annotated[float, Field(ge=0)] = 10.0
 
@@ -141,7 +154,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("remote_urls", "api_keys", mode="before")
+    @field_validator("remote_urls", "api_keys", "sensitive_topics", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         if isinstance(value, str):
@@ -160,6 +173,9 @@ class Settings(BaseSettings):
             raise ValueError("AUCTION_ENGINE=remote needs AUCTION_REMOTE_URLS (comma-separated vLLM server URLs)")
         if self.max_model_len < Bounds.MAX_TOKENS + 512:
             raise ValueError(f"AUCTION_MAX_MODEL_LEN must leave room for a prompt and {Bounds.MAX_TOKENS} tokens")
+        for field_name in ("{title}", "{url}"):
+            if field_name not in self.sponsored_link_template:
+                raise ValueError(f"AUCTION_SPONSORED_LINK_TEMPLATE must contain {field_name}")
         secret = self.secret_key.get_secret_value()
         if secret == INSECURE_SECRET or len(secret) < 32:
             message = "AUCTION_SECRET_KEY is the development default or shorter than 32 characters"

@@ -18,7 +18,8 @@ def link_maker(signer: ClickSigner, auction_id: str, context: AuctionContext, pr
 
     def link(ad_id: str) -> str:
         if ad_id not in made:
-            made[ad_id] = signer.url(ClickTarget(auction_id, ad_id, ads[ad_id].url, prices[ad_id]))
+            ad = ads[ad_id]
+            made[ad_id] = signer.url(ClickTarget(auction_id, ad_id, ad.url, prices[ad_id], ad.advertiser_id))
         return made[ad_id]
 
     return link

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from service.auctions.schemas import AdResult, AuctionRequest, AuctionResponse
+from service.auctions.schemas import AdResult, AuctionRequest, AuctionResponse, IneligibleAd
 from service.engine.base import Generation, SamplingRequest
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.auction import AuctionOutcome
+from service.mechanism.eligibility import Reason
+from service.mechanism.exposure import SPONSORED_TEMPLATE
 from service.mechanism.prompt import Prompt
 from service.mechanism.relevance import to_dict as relevance_dict
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
@@ -35,6 +38,8 @@ def to_context(request: AuctionRequest) -> AuctionContext:
                 advertiser_id=ad.advertiser.id if ad.advertiser else None,
                 advertiser_kind=AdvertiserKind(ad.advertiser.kind) if ad.advertiser else AdvertiserKind.UM,
                 target_roi=ad.advertiser.target_roi if ad.advertiser else 1.0,
+                advertiser_name=ad.advertiser.name if ad.advertiser else None,
+                category=ad.category,
             )
             for ad in request.ads
         ),
@@ -57,9 +62,13 @@ def to_response(
     cache_hit: bool,
     return_samples: bool,
     bids_in_prompt: bool,
+    ineligible: Sequence[tuple[Ad, Reason]] = (),
+    sensitive_topic: str | None = None,
+    context: AuctionContext | None = None,
 ) -> AuctionResponse:
     """``click_url``: the signed link of each ad shown in the served answer."""
     served = outcome.served
+    ads_by_id = {ad.id: ad for ad in context.ads} if context is not None else {}
     return AuctionResponse(
         auction_id=auction_id,
         text=text,
@@ -85,9 +94,14 @@ def to_response(
                 implied_value_per_click=ad.payment.implied_value_per_click,
                 click_url=click_url.get(ad.ad_id) if ad.exposed_in_served else None,
                 allocation_curve=list(ad.curve) if ad.curve is not None else None,
+                sponsored=True,
+                advertiser=_display_name(ads_by_id[ad.ad_id]) if ad.ad_id in ads_by_id else None,
+                why=why(ads_by_id[ad.ad_id], outcome) if ad.ad_id in ads_by_id else None,
             )
             for ad in outcome.ads
         ],
+        ineligible=[IneligibleAd(id=ad.id, reason=reason.value) for ad, reason in ineligible],
+        sensitive_topic=sensitive_topic,
         format_errors=len(served.errors),
         mechanism={**outcome.rule.describe(), "bids_in_prompt": bids_in_prompt},
         served_probability=outcome.probabilities[outcome.served_index],
@@ -96,6 +110,43 @@ def to_response(
         timings_ms=timings_ms,
         sample_texts=[s.text for s in generation.samples] if return_samples else None,
     )
+
+
+def _display_name(ad: Ad) -> str:
+    return ad.advertiser_name or ad.advertiser_id or ad.id
+
+
+RELATED = 0.15  # a cosine above which the encoder calls an ad related to a text (catalogue: relevant median 0.19)
+
+
+def why(ad: Ad, outcome: AuctionOutcome) -> str:
+    """The main parameters that chose the ad, in words (EU DSA Art. 26(1)(d)): what it matched, that an auction on
+    bid × predicted clicks placed it, and which profile data it used (never special-category data: left out)."""
+    relevance = outcome.relevance
+    matched = []
+    if relevance.query.get(ad.id, 0.0) >= RELATED:
+        matched.append("your question")
+    if relevance.profile.get(ad.id, 0.0) >= RELATED:
+        matched.append("your stated interests")
+    basis = f"It matched {' and '.join(matched)}" if matched else "It was a candidate for this answer"
+    return (
+        f"{basis}; an auction on the advertiser's bid and the predicted chance of a click placed it. "
+        "No special-category profile data (health, religion, politics, …) was used."
+    )
+
+
+def disclosure(context: AuctionContext, outcome: AuctionOutcome, template: str) -> list[dict[str, Any]]:
+    """What the served answer disclosed, per shown ad: label template, advertiser, why."""
+    by_id = {ad.id: ad for ad in context.ads}
+    return [
+        {
+            "ad_id": ad_id,
+            "label_template": template,
+            "advertiser": _display_name(by_id[ad_id]),
+            "why": why(by_id[ad_id], outcome),
+        }
+        for ad_id in outcome.served.exposed
+    ]
 
 
 def impression_event(
@@ -113,6 +164,9 @@ def impression_event(
     cache_hit: bool,
     shown_text: str | None = None,
     bids_in_prompt: bool = True,
+    ineligible: Sequence[tuple[Ad, Reason]] = (),
+    sensitive_topic: str | None = None,
+    link_template: str = SPONSORED_TEMPLATE,
 ) -> dict[str, Any]:
     """Everything offline training needs (the IRPO loop re-fits the CTR model on clicks and builds preference
     pairs from all K samples). ``shown_text``: set when a streamed answer was cut short (client gone): what the
@@ -154,6 +208,9 @@ def impression_event(
         "mechanism": {**outcome.rule.describe(), "bids_in_prompt": bids_in_prompt},
         "probabilities": list(outcome.probabilities),
         "relevance": relevance_dict(outcome.relevance),
+        "ineligible": [{"ad_id": ad.id, "reason": reason.value} for ad, reason in ineligible],
+        "sensitive_topic": sensitive_topic,
+        "disclosure": disclosure(context, outcome, link_template),
         "results": [
             {
                 "ad_id": ad.ad_id,

@@ -57,9 +57,12 @@ def rule_for(request: AuctionRequest, settings: Settings) -> MechanismRule:
     )
 
 
-def prepare(request: AuctionRequest, auction_id: str, engine: Engine, settings: Settings) -> Prepared:
-    """Raises ``InvalidRequest`` when the prompt does not fit the model with ``max_tokens`` to spare."""
-    context = to_context(request)
+def prepare(
+    request: AuctionRequest, auction_id: str, engine: Engine, settings: Settings, context: AuctionContext | None = None
+) -> Prepared:
+    """``context``: the request's, with only its eligible ads (the controls ran first); raises ``InvalidRequest``
+    when the prompt does not fit the model with ``max_tokens`` to spare."""
+    context = context or to_context(request)
     sampling = sampling_for(request, settings)
     bids_in_prompt = (
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt

@@ -67,9 +67,9 @@ class SampleSource:
         metrics.ENGINE_PROMPT_TOKENS.inc(generation.prompt_tokens)
         metrics.ENGINE_GENERATED_TOKENS.inc(sum(s.num_tokens for s in generation.samples))
         if self._cache is not None:
-            self._in_background(self._cache.put(self._key(prepared), generation, prepared.sampling.seed))
+            self.in_background(self._cache.put(self._key(prepared), generation, prepared.sampling.seed))
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)  # keep a reference until done
         task.add_done_callback(self._background.discard)

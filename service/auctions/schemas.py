@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from service.errors import ErrorDetail, ErrorResponse
 from service.settings import Bounds
 
 # Ids and titles appear inside markers "@Title@[ID]": keep them free of the marker's own characters.
@@ -32,6 +33,9 @@ class Advertiser(StrictModel):
     kind: Literal["UM", "VM"] = Field(
         default="UM", description="UM: utility maximiser; VM: value maximiser with an ROI target"
     )
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="Display name, shown in the ad's disclosure (who pays for it)"
+    )
     target_roi: Annotated[float, Field(ge=1, le=1000)] = Field(
         default=1.0,
         description="VM's target value/cost ratio τ ≥ 1 (the paper's assumption, under which first price is IR): "
@@ -47,6 +51,9 @@ class AdCandidate(StrictModel):
         description="Value per click, currency units; rounded to cents"
     )
     advertiser: Advertiser | None = None
+    category: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="The ad's category (publisher blocks, topic rules); default: from the landing URL"
+    )
 
     @field_validator("url")
     @classmethod
@@ -93,6 +100,12 @@ class AuctionOptions(StrictModel):
     payment_rule: Literal["first_price", "myerson"] | None = None
     bids_in_prompt: bool | None = Field(
         default=None, description="false: the bid-blind proposal (the prompt lists the ads without bids)"
+    )
+    reserve_price: Annotated[float, Field(ge=0, le=Bounds.MAX_BID)] | None = Field(
+        default=None, description="Floor per click: ads bidding below it are ineligible (with the deployment's)"
+    )
+    blocked_categories: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=64)] = Field(
+        default_factory=list, description="Ad categories this publisher does not show"
     )
     allocation_curve: Annotated[list[Annotated[float, Field(ge=0, le=Bounds.MAX_BID)]], Field(max_length=32)] | None = (
         Field(
@@ -145,7 +158,18 @@ class AdResult(BaseModel):
     price_per_click: float = Field(description="Charged per click on the shown ad (first price: the bid)")
     implied_value_per_click: float = Field(description="The bid's value per click: the bid (UM), τ·bid (VM)")
     allocation_curve: list[float] | None = Field(default=None, description="itctr at options.allocation_curve bids")
+    sponsored: bool = Field(default=True, description="Always true: every candidate is a paid placement")
+    advertiser: str | None = Field(default=None, description="On whose behalf the ad is shown (and who pays)")
+    why: str | None = Field(default=None, description="The main parameters that chose it, in words (EU DSA Art. 26)")
     click_url: str | None = Field(description="Signed tracking link; null when not exposed")
+
+
+class IneligibleAd(BaseModel):
+    id: str
+    reason: str = Field(
+        description="sensitive_topic, minor, below_reserve, blocked_category, advertiser_excluded, "
+        "budget_exhausted, paced, frequency_capped or controls_unavailable"
+    )
 
 
 class AuctionResponse(BaseModel):
@@ -162,6 +186,8 @@ class AuctionResponse(BaseModel):
     cache_hit: bool = Field(description="The K samples came from the sample cache, not the engine")
     ads: list[AdResult]
     format_errors: int = Field(description="Malformed or unknown ad markers stripped from the served answer")
+    ineligible: list[IneligibleAd] = Field(default_factory=list, description="Candidates dropped before the prompt")
+    sensitive_topic: str | None = Field(default=None, description="The topic the question was flagged for (no ads)")
     mechanism: dict[str, Any] = Field(description="selection, temperature (null: uniform), payment, bids_in_prompt")
     served_probability: float = Field(description="q of the served sample")
     probabilities: list[float] = Field(description="q_k of each of the K samples")
@@ -170,13 +196,4 @@ class AuctionResponse(BaseModel):
     sample_texts: list[str] | None = None
 
 
-class ErrorDetail(BaseModel):
-    type: str
-    message: str
-    status: int
-    request_id: str | None
-    details: list[Any] | None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
+__all__ = ["ErrorDetail", "ErrorResponse"]  # the one error shape lives in service.errors

@@ -8,6 +8,7 @@ The I/O lives here (engine, cache, event log, timing); every decision is delegat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -18,6 +19,8 @@ from service.auctions.preparation import Prepared, prepare
 from service.auctions.samples import SampleSource
 from service.auctions.schemas import AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner
+from service.controls.profile import strip_special_categories
+from service.controls.service import Controls, Decision
 from service.engine.base import Engine, Generation
 from service.errors import ServiceError
 from service.events.log import IMPRESSIONS, EventLog
@@ -27,6 +30,7 @@ from service.mechanism.exposure import Exposure
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.payments import PaymentRule, first_price
 from service.mechanism.relevance import Relevance
+from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
 from service.models.relevance import score as score_relevance
 from service.observability import log_context, metrics
@@ -43,6 +47,7 @@ class AuctionService:
         engine: Engine,
         ctr_model: CTRModel,
         encoder: Encoder,
+        controls: Controls,
         weights: ObjectiveWeights,
         click_signer: ClickSigner,
         events: EventLog,
@@ -52,6 +57,7 @@ class AuctionService:
         self.engine = engine
         self.ctr_model = ctr_model
         self.encoder = encoder
+        self.controls = controls
         self.weights = weights
         self.settings = settings
         self.samples = SampleSource(engine, cache)
@@ -63,8 +69,25 @@ class AuctionService:
     def model_name(self) -> str:
         return self.engine.model_name
 
-    def prepare(self, request: AuctionRequest, auction_id: str) -> Prepared:
-        return prepare(request, auction_id, self.engine, self.settings)
+    def prepare(self, request: AuctionRequest, auction_id: str, context: AuctionContext | None = None) -> Prepared:
+        return prepare(request, auction_id, self.engine, self.settings, context)
+
+    async def eligible(self, request: AuctionRequest) -> tuple[AuctionContext, Decision]:
+        """The request's context with special-category profile fields left out and only the ads that may run."""
+        context = mapping.to_context(request)
+        context = dataclasses.replace(context, profile=strip_special_categories(context.profile))
+        categories = {ad.id: ad.category for ad in request.ads if ad.category}
+        decision = await self.controls.decide(
+            context, request.options.reserve_price, request.options.blocked_categories, categories
+        )
+        return dataclasses.replace(context, ads=decision.verdict.eligible), decision
+
+    def shown(self, prepared: Prepared, outcome: auction.AuctionOutcome, decision: Decision) -> None:
+        """Count the served answer's ads against this user's frequency caps (in the background)."""
+        exposed = set(outcome.served.exposed)
+        ads = [ad for ad in prepared.context.ads if ad.id in exposed]
+        if ads:
+            self.samples.in_background(self.controls.count_impression(prepared.context, ads, decision.configs))
 
     async def run(self, request: AuctionRequest, auction_id: str, request_id: str | None = None) -> AuctionResponse:
         log_context.auction_id.set(auction_id)
@@ -86,7 +109,9 @@ class AuctionService:
 
     async def _run(self, request: AuctionRequest, auction_id: str, request_id: str | None) -> AuctionResponse:
         clock = StageClock()
-        prepared = self.prepare(request, auction_id)
+        context, decision = await self.eligible(request)
+        clock.lap("eligibility")
+        prepared = self.prepare(request, auction_id, context)
         clock.lap("prompt")
         hit = await self.samples.cached(prepared)
         clock.lap("cache")
@@ -98,11 +123,12 @@ class AuctionService:
         outcome = await self.mechanism(prepared, generation, clock)
         clock.lap("mechanism")
         link = self.links(prepared, outcome)
-        text = exposure.render(outcome.served, link)
+        text = exposure.render(outcome.served, link, self.settings.sponsored_link_template)
         clock.lap("render")
-        self.log_impression(prepared, generation, outcome, request_id, cache_hit=hit is not None)
+        self.log_impression(prepared, generation, outcome, request_id, cache_hit=hit is not None, decision=decision)
+        self.shown(prepared, outcome, decision)
         clock.lap("log")
-        return self.response(prepared, generation, outcome, text, link, clock, hit is not None, request)
+        return self.response(prepared, generation, outcome, text, link, clock, hit is not None, request, decision)
 
     # -- the pieces whole and streamed answers share ------------------------------------------------------------
 
@@ -160,6 +186,7 @@ class AuctionService:
         request_id: str | None,
         cache_hit: bool,
         shown_text: str | None = None,
+        decision: Decision | None = None,
     ) -> None:
         # Logged before the response leaves: a served auction is never missing from the log.
         self._events.emit(
@@ -178,6 +205,9 @@ class AuctionService:
                 cache_hit=cache_hit,
                 shown_text=shown_text,
                 bids_in_prompt=prepared.bids_in_prompt,
+                ineligible=decision.verdict.ineligible if decision else (),
+                sensitive_topic=decision.topic if decision else None,
+                link_template=self.settings.sponsored_link_template,
             ),
             event_id=f"imp:{prepared.auction_id}",
         )
@@ -194,6 +224,7 @@ class AuctionService:
         clock: StageClock,
         cache_hit: bool,
         request: AuctionRequest,
+        decision: Decision,
     ) -> AuctionResponse:
         return mapping.to_response(
             auction_id=prepared.auction_id,
@@ -210,6 +241,9 @@ class AuctionService:
             cache_hit=cache_hit,
             return_samples=request.options.return_samples,
             bids_in_prompt=prepared.bids_in_prompt,
+            ineligible=decision.verdict.ineligible,
+            sensitive_topic=decision.topic,
+            context=prepared.context,
         )
 
     async def drain(self) -> None:

@@ -59,15 +59,18 @@ async def stream(
     log_context.auction_id.set(auction_id)
     started = time.perf_counter()
     clock = StageClock()
-    prepared = service.prepare(request, auction_id)
+    context, decision = await service.eligible(request)
+    clock.lap("eligibility")
+    prepared = service.prepare(request, auction_id, context)
     with service.admission.slot():
         clock.lap("prompt")
         k = prepared.sampling.n
         ads = prepared.context.ads
         live = prepared.rule.rule.selection is Selection.UNIFORM  # stream the served sample while it is generated
         served_index = auction.draw_served_index(auction_id, k)  # used only when live: q is uniform then
+        template = service.settings.sponsored_link_template  # the sponsored label streams with the link
         link = service.links(prepared)
-        renderer = StreamRenderer(ads, link)
+        renderer = StreamRenderer(ads, link, template)
         texts, tokens = [""] * k, [0] * k
         finish: list[str | None] = [None] * k
         first_shown: float | None = None
@@ -114,13 +117,16 @@ async def stream(
             if not live:  # the selected sample, whole, now that all K are in
                 served = generation.samples[outcome.served_index]
                 link = service.links(prepared, outcome)
-                renderer = StreamRenderer(ads, link)
+                renderer = StreamRenderer(ads, link, template)
                 yield shown(renderer.feed(served.text) + renderer.finish(served.finish_reason == "length"))
                 yield StreamEnd(served.finish_reason)
-            service.log_impression(prepared, generation, outcome, request_id, cache_hit=hit is not None)
+            service.log_impression(
+                prepared, generation, outcome, request_id, cache_hit=hit is not None, decision=decision
+            )
+            service.shown(prepared, outcome, decision)
             clock.lap("log")
             response = service.response(
-                prepared, generation, outcome, renderer.shown, link, clock, hit is not None, request
+                prepared, generation, outcome, renderer.shown, link, clock, hit is not None, request, decision
             )
             finished = True
             metrics.AUCTIONS.labels("ok").inc()
@@ -143,5 +149,11 @@ async def stream(
                 partial = assembled(prepared, texts, finish, tokens)
                 outcome = service.mechanism_now(prepared, partial)
                 service.log_impression(
-                    prepared, partial, outcome, request_id, cache_hit=False, shown_text=renderer.shown
+                    prepared,
+                    partial,
+                    outcome,
+                    request_id,
+                    cache_hit=False,
+                    shown_text=renderer.shown,
+                    decision=decision,
                 )

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from service.clicks.deps import ClickSignerDep, EventLogDep
+from service.clicks.deps import ClickSignerDep, ControlsDep, EventLogDep
 from service.clicks.events import click_event, click_once_key
 from service.errors import ExpiredClickToken, ServiceError
 from service.events.log import CLICKS
@@ -25,7 +25,12 @@ router = APIRouter(tags=["clicks"])
     responses={404: {"description": "Unknown or tampered link"}, 410: {"description": "Expired link"}},
 )
 async def click(
-    token: str, request: Request, signer: ClickSignerDep, events: EventLogDep, request_id: RequestIdDep
+    token: str,
+    request: Request,
+    signer: ClickSignerDep,
+    events: EventLogDep,
+    controls: ControlsDep,
+    request_id: RequestIdDep,
 ) -> RedirectResponse:
     try:
         target = signer.verify(token)
@@ -36,6 +41,9 @@ async def click(
         metrics.CLICK_REQUESTS.labels("invalid").inc()
         raise
     metrics.CLICK_REQUESTS.labels("valid").inc()
+    # Billing is one atomic Redis script: charged once per auction and ad, never past the budget by more than one
+    # price. The user is redirected whatever the verdict (a refused charge is the advertiser's, not the user's).
+    charge = await controls.charge(target.auction_id, target.ad_id, target.payer, target.price)
     # Every valid click is logged with its own id; the writer flags all but the first per auction and ad.
     events.emit(
         CLICKS,
@@ -44,9 +52,11 @@ async def click(
             timestamp=time.time(),
             request_id=request_id,
             user_agent=request.headers.get("user-agent", ""),
+            billed=charge.billed,
+            billing=charge.reason,
         ),
         event_id=f"click:{uuid.uuid4().hex}",  # never the caller-supplied request id
         once=click_once_key(target),
-        amount=target.price,
+        amount=target.price if charge.billed else 0.0,
     )
     return RedirectResponse(target.url, status_code=302, headers={"Cache-Control": "no-store"})

@@ -22,6 +22,11 @@ class ClickTarget:
     ad_id: str
     url: str
     price: float  # charged per (first) click: the auction's price per click
+    advertiser_id: str | None = None  # whose budget pays (None: the ad id stands for its advertiser)
+
+    @property
+    def payer(self) -> str:
+        return self.advertiser_id or self.ad_id
 
 
 class ClickSigner:
@@ -34,7 +39,10 @@ class ClickSigner:
         self._ttl_s = ttl_s
 
     def token(self, target: ClickTarget) -> str:
-        return str(self._serializer.dumps([target.auction_id, target.ad_id, target.url, target.price]))
+        payload: list[object] = [target.auction_id, target.ad_id, target.url, target.price]
+        if target.advertiser_id is not None:
+            payload.append(target.advertiser_id)
+        return str(self._serializer.dumps(payload))
 
     def url(self, target: ClickTarget) -> str:
         return f"{self._base_url}/c/{self.token(target)}"
@@ -48,9 +56,11 @@ class ClickSigner:
             raise InvalidClickToken("unknown click link") from exc
         if not (
             isinstance(payload, list)
-            and len(payload) == 4
+            and len(payload) in (4, 5)
             and all(isinstance(p, str) for p in payload[:3])
             and isinstance(payload[3], int | float)
+            and (len(payload) == 4 or isinstance(payload[4], str))
         ):
             raise InvalidClickToken("unknown click link")
-        return ClickTarget(auction_id=payload[0], ad_id=payload[1], url=payload[2], price=float(payload[3]))
+        advertiser = payload[4] if len(payload) == 5 else None
+        return ClickTarget(payload[0], payload[1], payload[2], float(payload[3]), advertiser)

@@ -35,8 +35,11 @@ def query_category(query: str) -> str | None:
 
 
 def ad_category(ad: Ad) -> str:
-    """The catalogue's category of a catalogue ad; for any other ad the first segment of its landing-page path
+    """The ad's category: as its request states it, else the catalogue's for a catalogue ad; for any other ad the
+    first segment of its landing-page path
     (the catalogue's URLs follow that rule too: ``https://example.com/<category>/<slug>``), else its own id."""
+    if ad.category:
+        return ad.category
     known = _catalog_categories().get(ad.id)
     if known is not None:
         return known

@@ -144,9 +144,14 @@ def parse(text: str, ads: Sequence[Ad], truncated: bool = False) -> Exposure:
     return Exposure(text=text, placements=tuple(placements), errors=tuple(errors), strips=tuple(strips))
 
 
-def render(exposure: Exposure, link: Callable[[str], str]) -> str:
-    """The answer as shown: valid markers become Markdown links ``[Title](link(ad_id))``, errors are stripped."""
-    edits = [(p.start, p.end, f"[{p.title}]({link(p.ad_id)})") for p in exposure.placements]
+LINK_TEMPLATE = "[{title}]({url})"
+SPONSORED_TEMPLATE = "[{title}]({url}) (Sponsored)"  # the service's default: every paid link is labelled
+
+
+def render(exposure: Exposure, link: Callable[[str], str], template: str = LINK_TEMPLATE) -> str:
+    """The answer as shown: valid markers become links by ``template`` (``{title}``, ``{url}``; Markdown
+    ``[Title](url)`` plus, in the service, a visible sponsored label), errors are stripped."""
+    edits = [(p.start, p.end, template.format(title=p.title, url=link(p.ad_id))) for p in exposure.placements]
     edits.extend(exposure.strips)
     edits.sort()
     out: list[str] = []

@@ -60,9 +60,10 @@ def stable_cut(text: str, ads: Sequence[Ad]) -> int:
 class StreamRenderer:
     """Feed generated text in pieces; get back the rendered text that is safe to show, in pieces."""
 
-    def __init__(self, ads: Sequence[Ad], link: Callable[[str], str]) -> None:
+    def __init__(self, ads: Sequence[Ad], link: Callable[[str], str], template: str = exposure.LINK_TEMPLATE) -> None:
         self._ads = ads
         self._link = link
+        self._template = template
         self._text = ""
         self._shown = ""
 
@@ -87,7 +88,7 @@ class StreamRenderer:
 
     def _advance(self, cut: int, truncated: bool = False) -> str:
         parsed = exposure.parse(self._text[:cut], self._ads, truncated=truncated)
-        rendered = exposure.render(parsed, self._link)
+        rendered = exposure.render(parsed, self._link, self._template)
         if not rendered.startswith(self._shown):  # would mean a pattern crossed the cut: a bug, not input
             raise AssertionError("stream rendering is not prefix-stable")
         piece = rendered[len(self._shown) :]

@@ -26,6 +26,8 @@ class Ad:
     advertiser_id: str | None = None
     advertiser_kind: AdvertiserKind = AdvertiserKind.UM
     target_roi: float = 1.0
+    advertiser_name: str | None = None  # display name, disclosed with the ad
+    category: str | None = None  # as the request states it; None: the landing URL's rule
 
     @property
     def marker(self) -> str:
@@ -56,6 +58,8 @@ class AuctionContext:
                     "advertiser_id": ad.advertiser_id,
                     "advertiser_kind": ad.advertiser_kind.value,
                     "target_roi": ad.target_roi,
+                    "advertiser_name": ad.advertiser_name,
+                    "category": ad.category,
                 }
                 for ad in self.ads
             ],
@@ -78,6 +82,8 @@ class AuctionContext:
                     advertiser_id=a.get("advertiser_id"),
                     advertiser_kind=AdvertiserKind(a.get("advertiser_kind", "UM")),
                     target_roi=float(a.get("target_roi", 1.0)),
+                    advertiser_name=a.get("advertiser_name"),
+                    category=a.get("category"),
                 )
                 for a in data["ads"]
             ),

@@ -104,6 +104,20 @@ EVENT_SPOOL_DEPTH = Gauge("adauction_event_spool_depth", "Events waiting in the 
 REDIS_UP = Gauge("adauction_redis_up", "1 when the last Redis write succeeded, 0 while events are being spooled")
 REDIS_ERRORS = Counter("adauction_redis_errors_total", "Redis commands that failed", ["operation"])
 
+# -- Controls: eligibility, caps, budgets ---------------------------------------------------------------------------
+INELIGIBLE_ADS = Counter(
+    "adauction_ineligible_ads_total", "Candidate ads dropped before the prompt, by reason code", ["reason"]
+)
+CLICK_BILLING = Counter(
+    "adauction_click_billing_total", "Valid clicks by billing result", ["result"]
+)  # billed | duplicate | budget_exhausted | unavailable
+SPEND = Counter("adauction_spend_total", "Money billed on clicks, currency units")
+BUDGET_LEFT = Gauge(
+    "adauction_advertiser_budget_left",
+    "Daily budget left per advertiser set through the admin API (bounded: one series per configured advertiser)",
+    ["advertiser"],
+)
+
 # -- Security and load -------------------------------------------------------------------------------------------
 AUTH_FAILURES = Counter("adauction_auth_failures_total", "Refused API keys", ["reason"])  # missing|invalid|forbidden
 RATE_LIMITED = Counter("adauction_rate_limited_total", "Auction requests refused by the per-key rate limit")
@@ -156,6 +170,11 @@ def _initialise_label_sets() -> None:
             EVENTS.labels(stream, result)
     for reason in ("missing", "invalid", "forbidden"):
         AUTH_FAILURES.labels(reason)
+    for reason in ("sensitive_topic", "minor", "below_reserve", "blocked_category", "advertiser_excluded",
+                   "budget_exhausted", "paced", "frequency_capped", "controls_unavailable"):  # fmt: skip
+        INELIGIBLE_ADS.labels(reason)
+    for result in ("billed", "duplicate", "budget_exhausted", "unavailable"):
+        CLICK_BILLING.labels(result)
     for operation in ("event_write", "cache_get", "cache_put", "key_lookup", "rate_limit"):
         REDIS_ERRORS.labels(operation)
     for outcome in ("completed", "cut_short", "error"):

@@ -26,7 +26,8 @@ async def authenticate(request: Request, scope: str) -> ApiKey | None:
     Auctions need a key when ``auth_required`` (production by default); the Prometheus scrape needs one exactly
     when ``metrics_require_key`` is set, in every environment (a scrape config sends a metrics-scoped key then)."""
     settings = service_app(request).settings
-    required = settings.metrics_require_key if scope == "metrics" else settings.auth_required
+    # The admin API moves money (budgets, caps): it always needs a key with the admin scope.
+    required = {"metrics": settings.metrics_require_key, "admin": True}.get(scope, settings.auth_required)
     if not required:
         return None
     keys = resource(request, "keys", KeyStore)
@@ -67,5 +68,10 @@ async def metrics_access(request: Request) -> None:
     await authenticate(request, "metrics")
 
 
+async def admin_access(request: Request) -> ApiKey | None:
+    return await authenticate(request, "admin")
+
+
 AuctionAccess = Annotated[ApiKey | None, Depends(auction_access)]
 MetricsAccess = Annotated[None, Depends(metrics_access)]
+AdminAccess = Annotated[ApiKey | None, Depends(admin_access)]

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from service.observability import metrics
 
 REDIS_HASH = "apikeys"
-SCOPES = frozenset({"auctions", "metrics"})
+SCOPES = frozenset({"auctions", "metrics", "admin"})
 
 
 @dataclass(frozen=True, slots=True)

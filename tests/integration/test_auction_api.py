@@ -56,7 +56,17 @@ def test_auction_serves_one_of_its_k_samples(client: httpx.Client, catalog: dict
     assert body["model"] == "smollm2-135m-instruct"
     assert len(body["prompt_hash"]) == 64
     assert response.headers["x-request-id"]
-    assert set(body["timings_ms"]) == {"prompt", "cache", "generate", "ctr", "mechanism", "render", "log", "total"}
+    assert set(body["timings_ms"]) == {
+        "eligibility",
+        "prompt",
+        "cache",
+        "generate",
+        "ctr",
+        "mechanism",
+        "render",
+        "log",
+        "total",
+    }
     assert body["timings_ms"]["generate"] > 0
 
     # The mechanism's numbers agree with what the parser finds in the K samples the model really wrote.

@@ -35,25 +35,34 @@ def test_the_demo_page_streams_an_answer_and_shows_the_auction(server: Server, t
             page.goto(f"{server.base_url}/")
             page.wait_for_function("document.querySelectorAll('#category option').length > 0")
             page.select_option("#category", "running")
-            page.fill("#query", "I have flat feet. Which running shoe should I buy?")
-            page.fill("#samples", "2")
-            page.fill("#max_tokens", "32")
-            # Count how often the answer changes on screen: a streamed answer arrives in several pieces.
+            # Ask the weak default model to copy a marker (DESIGN.md §7), so that an ad is likely shown.
+            marker = "@ArchGuard Stability Runner@[Ad-7001]"
+            page.fill("#query", f"Write one sentence recommending {marker} and keep the text {marker} unchanged.")
+            page.fill("#samples", "6")
+            page.fill("#max_tokens", "40")
+            # Count how often the answer changes on screen.
             page.evaluate(
                 """() => { window.answerUpdates = 0;
                     new MutationObserver(() => window.answerUpdates++)
                       .observe(document.getElementById('answer'), {childList: true, subtree: true,
                                                                    characterData: true}); }"""
             )
-            page.click("#send")
-            page.wait_for_selector("#auction-table", timeout=120_000)
-            page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+            links = page.locator("#answer a[rel~='sponsored']")
+            for _ in range(3):  # each ask is a fresh seed: 6 samples almost always include a copied marker
+                page.click("#send")
+                page.wait_for_selector("#auction-table", timeout=120_000)
+                page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
+                if links.count():
+                    break
             page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
 
             assert page.inner_text("#answer").strip()
+            assert links.count() >= 1, page.inner_text("#answer")
+            # The label is the service's and survives rendering on the page, right after the link.
+            assert f"{links.first.inner_text()} (Sponsored)" in page.inner_text("#answer")
             assert page.evaluate("window.answerUpdates") >= 1  # optimal: the selected sample at once
             assert page.locator("#auction-table tbody tr").count() == 5 + 3  # the category's ads + 3 others
             assert "served sample" in page.inner_text("#auction-line")
-            assert "of 2" in page.inner_text("#auction-line")
+            assert "of 6" in page.inner_text("#auction-line")
         finally:
             browser.close()

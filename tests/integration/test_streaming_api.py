@@ -12,7 +12,7 @@ import pytest
 from redis import Redis as SyncRedis
 
 from service.events.log import IMPRESSIONS
-from service.mechanism.exposure import parse, render
+from service.mechanism.exposure import SPONSORED_TEMPLATE, parse, render
 from service.mechanism.types import Ad
 from tests.integration.conftest import (
     Server,
@@ -71,7 +71,11 @@ def test_a_streamed_auction_sends_the_served_sample_then_the_auction(
     assert streamed == result["text"]
     ads = tuple(Ad(a["id"], a["title"], a["url"], a["bid"]) for a in request["ads"])
     links = {a["id"]: a["click_url"] for a in result["ads"] if a["click_url"]}
-    assert streamed == render(parse(result["raw_text"], ads), lambda ad_id: links[ad_id])
+    finish = "length" if chunks[-1]["choices"][0]["finish_reason"] == "length" else None
+    rendered = render(
+        parse(result["raw_text"], ads, truncated=finish == "length"), links.__getitem__, SPONSORED_TEMPLATE
+    )
+    assert streamed == rendered  # the sponsored label streams with its link
     assert not result["cache_hit"]
 
     # Seeded: the same K samples as the non-streamed auction would generate.

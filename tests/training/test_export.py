@@ -24,7 +24,7 @@ from service.engine.base import Generation, Sample, SamplingRequest
 from service.events.log import CLICKS, IMPRESSIONS, EventLog
 from service.events.spool import Spool
 from service.mechanism import auction
-from service.mechanism.ctr import DEFAULT_CTR_MODEL
+from service.mechanism.ctr import DEFAULT_CTR_MODEL, FEATURE_NAMES
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import build_messages, build_prompt
 from service.mechanism.types import Ad, AuctionContext
@@ -110,7 +110,7 @@ async def test_export_joins_clicks_within_the_window_and_leaves_young_impression
         (a["auction_id"], "Ad-1", 1),
         (a["auction_id"], "Ad-2", 0),
     }
-    assert set(rows[0]["features"]) == {"query_relevance", "profile_relevance", "position", "extra_ads"}
+    assert set(rows[0]["features"]) == set(FEATURE_NAMES)
     assert rows[0]["features"]["extra_ads"] == 1.0
 
     # An hour later C is final and its click joins; A and B are not exported again.

@@ -13,7 +13,7 @@ def test_entries_parse_with_default_scope_and_optional_rate() -> None:
     assert key.per_minute == 0
 
 
-@pytest.mark.parametrize("entry", ["nohash", "name:short", f"n:{'a' * 64}:admin"])
+@pytest.mark.parametrize("entry", ["nohash", "name:short", f"n:{'a' * 64}:root"])
 def test_bad_entries_are_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="API key"):
         parse_entry(entry)
