@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from service.mechanism.types import Ad
 
@@ -85,6 +86,26 @@ class Exposure:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Patterns:
+    bare: re.Pattern[str]
+    missing_id: re.Pattern[str]
+    dangling_id: re.Pattern[str]
+
+
+@lru_cache(maxsize=1024)
+def _patterns(ads: tuple[tuple[str, str], ...]) -> _Patterns:
+    """One compiled alternation per kind for a candidate set (longest first, so a title that is a prefix of
+    another does not cut it short), cached: the K samples of an auction, and repeats of a context, share it."""
+    ids = "|".join(re.escape(i) for i in sorted({i for i, _ in ads}, key=len, reverse=True))
+    titles = "|".join(re.escape(t) for t in sorted({t for _, t in ads}, key=len, reverse=True))
+    return _Patterns(
+        bare=re.compile(r"@([^@\[\]\n]{1,200})@(?:" + ids + r")(?![\w-])"),
+        missing_id=re.compile("@(" + titles + r")@(?!\[)"),
+        dangling_id=re.compile(r"\[(?:" + ids + r")\]"),
+    )
+
+
 def parse(text: str, ads: Sequence[Ad], truncated: bool = False) -> Exposure:
     """``truncated``: the text stopped at ``max_tokens``, so a marker-shaped tail is half a marker."""
     by_id = {ad.id: ad for ad in ads}
@@ -107,10 +128,10 @@ def parse(text: str, ads: Sequence[Ad], truncated: bool = False) -> Exposure:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in taken)
 
-    if ads:
+    patterns = _patterns(tuple((ad.id, ad.title) for ad in ads)) if ads else None
+    if patterns is not None:
         # "@Title@Ad-7001": a marker without the id's brackets. Only the words are kept (no "GrinderAd-9001").
-        ids = "|".join(re.escape(ad.id) for ad in sorted(ads, key=lambda a: -len(a.id)))
-        for match in re.finditer(r"@([^@\[\]\n]{1,200})@(?:" + ids + r")(?![\w-])", text):
+        for match in patterns.bare.finditer(text):
             if free(*match.span()):
                 errors.append(FormatError(kind=FormatErrorKind.BARE_ID, text=match.group(0), start=match.start()))
                 strips.append((match.start(), match.end(), match.group(1)))
@@ -125,13 +146,14 @@ def parse(text: str, ads: Sequence[Ad], truncated: bool = False) -> Exposure:
                 strips.append((tail.start(), tail.end(), ""))
                 taken.append(tail.span())
 
-    for ad in ads:
-        for kind, pattern, keep in (
-            (FormatErrorKind.MISSING_ID, re.compile("@" + re.escape(ad.title) + r"@(?!\[)"), ad.title),
-            (FormatErrorKind.DANGLING_ID, re.compile(r"\[" + re.escape(ad.id) + r"\]"), ""),
+    if patterns is not None:
+        for kind, pattern in (
+            (FormatErrorKind.MISSING_ID, patterns.missing_id),  # "@Title@" of a candidate: keep the title
+            (FormatErrorKind.DANGLING_ID, patterns.dangling_id),  # "[ID]" of a candidate: drop it
         ):
             for match in pattern.finditer(text):
                 if free(*match.span()):
+                    keep = match.group(1) if kind is FormatErrorKind.MISSING_ID else ""
                     errors.append(FormatError(kind=kind, text=match.group(0), start=match.start()))
                     start = match.start()
                     if not keep and start > 0 and text[start - 1] == " ":
