@@ -84,6 +84,15 @@ def main(runs: int) -> dict[str, Any]:
 
     results["ctr_k16_ads100_new_ads_ms"] = median_ms(fresh, max(5, runs // 3))
     results["ctr_k16_ads100_known_ads_ms"] = median_ms(known, runs)
+    small = catalog_context(5, 20)
+    small_texts = samples_for(small, 8)
+    score(encoder, small, auction.parse_samples(small, small_texts))  # its ads are known from now on
+
+    def known_small(i: int) -> None:  # issue 15's figure: K = 8, 20 known ads, a new question and answers
+        ctx = dataclasses.replace(small, query=f"{small.query} (asked {i})")
+        score(encoder, ctx, auction.parse_samples(ctx, [t.replace("advice", f"advice {i}") for t in small_texts]))
+
+    results["ctr_k8_ads20_known_ads_ms"] = median_ms(known_small, runs)
 
     async def eligibility() -> float:
         with tempfile.TemporaryDirectory() as tmp:
