@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.clicks.tokens import ClickSigner
-from service.controls.service import Controls
 from service.errors import ServiceStarting
 from service.events.log import EventLog
 from service.http.state import resource
@@ -27,13 +26,5 @@ def get_event_log(request: Request) -> EventLog:
     return events
 
 
-def get_controls(request: Request) -> Controls:
-    controls = resource(request, "controls", Controls)
-    if controls is None:
-        raise ServiceStarting("the service is starting: budgets cannot be checked yet")
-    return controls
-
-
 ClickSignerDep = Annotated[ClickSigner, Depends(get_click_signer)]
-ControlsDep = Annotated[Controls, Depends(get_controls)]
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]

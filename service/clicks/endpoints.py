@@ -8,8 +8,9 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from service.clicks.deps import ClickSignerDep, ControlsDep, EventLogDep
+from service.clicks.deps import ClickSignerDep, EventLogDep
 from service.clicks.events import click_event, click_once_key
+from service.controls.deps import ControlsDep
 from service.errors import ExpiredClickToken, ServiceError
 from service.events.log import CLICKS
 from service.http.deps import RequestIdDep

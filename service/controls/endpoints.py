@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from service.controls.deps import ControlsDep
 from service.controls.service import Controls
 from service.controls.store import AdvertiserConfig
-from service.errors import ErrorResponse, ServiceStarting
-from service.http.state import resource
+from service.errors import ErrorResponse
 from service.observability import metrics
 from service.security.deps import AdminAccess
 
@@ -21,16 +21,6 @@ AdvertiserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9
 ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 422, 503)
 }
-
-
-def get_controls(request: Request) -> Controls:
-    controls = resource(request, "controls", Controls)
-    if controls is None:
-        raise ServiceStarting("the service is starting")
-    return controls
-
-
-ControlsDep = Annotated[Controls, Depends(get_controls)]
 
 
 class AdvertiserSettings(BaseModel):
