@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     selection: Literal["optimal", "uniform"] = Field(
         default="optimal", description="optimal: softmax of the objective at T over the K samples; uniform: the paper"
     )
-    selection_temperature: Annotated[float, Field(gt=0, le=1e6)] = Field(
+    selection_temperature: Annotated[float, Field(ge=0.01, le=1e6)] = Field(
         default=0.5, description="T of the optimal selection, in the units of the objective"
     )
     payment_rule: Literal["first_price", "myerson"] = "first_price"

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from service.errors import ErrorDetail, ErrorResponse
 from service.settings import Bounds
@@ -90,15 +99,15 @@ class AuctionOptions(StrictModel):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
         default=None, description="Same seed and request ⇒ same K samples"
     )
-    return_samples: bool = Field(default=False, description="Include all K raw samples (debugging, audits)")
+    return_samples: StrictBool = Field(default=False, description="Include all K raw samples (debugging, audits)")
     selection: Literal["optimal", "uniform"] | None = Field(
         default=None, description="Which sample is served: the objective's optimum (softmax at T) or uniform"
     )
-    selection_temperature: Annotated[float, Field(gt=0, le=1e6)] | None = Field(
+    selection_temperature: Annotated[float, Field(ge=0.01, le=1e6)] | None = Field(
         default=None, description="T of the optimal selection, in the units of the objective"
     )
     payment_rule: Literal["first_price", "myerson"] | None = None
-    bids_in_prompt: bool | None = Field(
+    bids_in_prompt: StrictBool | None = Field(
         default=None, description="false: the bid-blind proposal (the prompt lists the ads without bids)"
     )
     reserve_price: Annotated[float, Field(ge=0, le=Bounds.MAX_BID)] | None = Field(
@@ -120,7 +129,7 @@ class AuctionRequest(StrictModel):
     user: User
     ads: Annotated[list[AdCandidate], Field(max_length=Bounds.MAX_ADS)]
     options: AuctionOptions = Field(default_factory=AuctionOptions)
-    stream: bool = Field(
+    stream: StrictBool = Field(
         default=False,
         description="Stream the served answer as Server-Sent Events (OpenAI chat.completion.chunk format), "
         "then an `auction` event with this response's fields, then `[DONE]`",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from service.controls.deps import ControlsDep
 from service.controls.service import Controls
@@ -29,7 +29,7 @@ class AdvertiserSettings(BaseModel):
     name: Annotated[str, StringConstraints(max_length=128)] | None = Field(default=None, description="Display name")
     daily_budget: Annotated[float, Field(ge=0)] | None = Field(default=None, description="Per UTC day; null: none")
     total_budget: Annotated[float, Field(ge=0)] | None = None
-    pacing: bool = Field(default=False, description="Spend the daily budget evenly over the day")
+    pacing: StrictBool = Field(default=False, description="Spend the daily budget evenly over the day")
     cap: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Impressions per user and ad per window")
     advertiser_cap: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Per user, all its ads")
     cap_window_s: Annotated[int, Field(ge=1)] | None = None
