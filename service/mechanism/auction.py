@@ -108,6 +108,7 @@ def run(
     )
     temperature = rule.temperature
     q = selection.probabilities(objectives, temperature)
+    log_z = None if temperature == float("inf") else selection.log_partition(objectives, temperature)
     served_index = selection.draw(auction_id, q)
     served = set(parsed[served_index].exposed)
     ads = []
@@ -115,7 +116,7 @@ def run(
         column = [row[i] for row in matrix]
         estimate = weighted(q, column)
         if rule.payment is PaymentRule.MYERSON:
-            payment = myerson(ad, estimate.mean, objectives, column, temperature)
+            payment = myerson(ad, estimate.mean, objectives, column, temperature, log_z)
         else:
             payment = first_price(ad, estimate.mean)
         curve = None

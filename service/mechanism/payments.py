@@ -55,19 +55,35 @@ def first_price(ad: Ad, itctr: float) -> Payment:
 
 
 def myerson_expected(
-    bid: float, itctr: float, objectives: Sequence[float], column: Sequence[float], temperature: float
+    bid: float,
+    itctr: float,
+    objectives: Sequence[float],
+    column: Sequence[float],
+    temperature: float,
+    log_z: float | None = None,
 ) -> float:
-    """``p_i`` of the closed form above; ``objectives`` at the submitted bids, ``column`` = ``m_i``."""
+    """``p_i`` of the closed form above; ``objectives`` at the submitted bids, ``column`` = ``m_i``; ``log_z``:
+    ``log Z(b)`` when the caller has it (it is the same for every ad of an auction)."""
     if math.isinf(temperature):
         return 0.0
+    if bid == 0.0 or not any(column):
+        return 0.0  # Z does not depend on this bid: the allocation ignores it
     without = [o - bid * m for o, m in zip(objectives, column, strict=True)]
-    rent = temperature * (log_partition(objectives, temperature) - log_partition(without, temperature))
+    full = log_z if log_z is not None else log_partition(objectives, temperature)
+    rent = temperature * (full - log_partition(without, temperature))
     # Rounding can push the difference a hair outside [0, b·Y]; the exact value lies inside.
     return min(max(bid * itctr - rent, 0.0), bid * itctr)
 
 
-def myerson(ad: Ad, itctr: float, objectives: Sequence[float], column: Sequence[float], temperature: float) -> Payment:
-    expected = myerson_expected(ad.bid, itctr, objectives, column, temperature)
+def myerson(
+    ad: Ad,
+    itctr: float,
+    objectives: Sequence[float],
+    column: Sequence[float],
+    temperature: float,
+    log_z: float | None = None,
+) -> Payment:
+    expected = myerson_expected(ad.bid, itctr, objectives, column, temperature, log_z)
     price = min(ad.bid, expected / itctr) if itctr > 0 else 0.0
     return Payment(
         price_per_click=price, expected_payment=expected, implied_value_per_click=implied_value_per_click(ad)
