@@ -48,7 +48,10 @@ def test_the_demo_page_streams_an_answer_and_shows_the_auction(server: Server, t
                                                                    characterData: true}); }"""
             )
             links = page.locator("#answer a[rel~='sponsored']")
-            for _ in range(3):  # each ask is a fresh seed: 6 samples almost always include a copied marker
+            # The page sends no seed, so a repeated ask would reuse the cached samples: each retry changes K, which
+            # makes it a new generation. 6+ samples almost always include a copied marker.
+            for k in ("6", "7", "8"):
+                page.fill("#samples", k)
                 page.click("#send")
                 page.wait_for_selector("#auction-table", timeout=120_000)
                 page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=60_000)
@@ -63,6 +66,6 @@ def test_the_demo_page_streams_an_answer_and_shows_the_auction(server: Server, t
             assert page.evaluate("window.answerUpdates") >= 1  # optimal: the selected sample at once
             assert page.locator("#auction-table tbody tr").count() == 5 + 3  # the category's ads + 3 others
             assert "served sample" in page.inner_text("#auction-line")
-            assert "of 6" in page.inner_text("#auction-line")
+            assert f"of {k}" in page.inner_text("#auction-line")
         finally:
             browser.close()
