@@ -174,6 +174,19 @@ def test_a_frequency_cap_of_2_holds_across_two_service_processes(
     request = copy_marker(catalog, f"u-cap-{time.time_ns()}")
     ad_id = request["ads"][0]["id"]
     key = f"fcap:{request['user']['id']}:ad:{ad_id}"
+    # A seed whose samples show the ad (probed for another user: same prompt, so the samples are then cached).
+    with httpx.Client(base_url=controls_servers[0].base_url, timeout=120) as http:
+        for seed in range(11, 19):
+            probe = {**request, "user": {**request["user"], "id": f"u-probe-{seed}-{time.time_ns()}"}}
+            probe["options"] = {**request["options"], "seed": seed}
+            if any(
+                a["id"] == ad_id and a["exposure_rate"] > 0.5
+                for a in http.post("/v1/auctions", json=probe).json()["ads"]
+            ):
+                request["options"]["seed"] = seed
+                break
+        else:
+            pytest.fail("no seed made the model copy the marker")
     shown = capped = 0
     for i in range(8):
         server = controls_servers[i % 2]  # alternate replicas: the cap lives in the shared Redis
