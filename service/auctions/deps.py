@@ -8,14 +8,13 @@ from fastapi import Depends, Request
 
 from service.auctions.service import AuctionService
 from service.errors import EngineUnavailable
-from service.http.state import resource
+from service.http.state import required
 
 
 def get_auction_service(request: Request) -> AuctionService:
-    service = resource(request, "auctions", AuctionService)
-    if service is None:
-        raise EngineUnavailable("the service is starting; the engine is not loaded yet")
-    return service
+    return required(
+        request, "auctions", AuctionService, EngineUnavailable("the service is starting; the engine is not loaded yet")
+    )
 
 
 AuctionServiceDep = Annotated[AuctionService, Depends(get_auction_service)]

@@ -9,21 +9,22 @@ from fastapi import Depends, Request
 from service.clicks.tokens import ClickSigner
 from service.errors import ServiceStarting
 from service.events.log import EventLog
-from service.http.state import resource
+from service.http.state import required
 
 
 def get_click_signer(request: Request) -> ClickSigner:
-    signer = resource(request, "click_signer", ClickSigner)
-    if signer is None:
-        raise ServiceStarting("the service is starting: click links cannot be verified yet")
-    return signer
+    return required(
+        request,
+        "click_signer",
+        ClickSigner,
+        ServiceStarting("the service is starting: click links cannot be verified yet"),
+    )
 
 
 def get_event_log(request: Request) -> EventLog:
-    events = resource(request, "events", EventLog)
-    if events is None:
-        raise ServiceStarting("the service is starting: the event log is not open yet")
-    return events
+    return required(
+        request, "events", EventLog, ServiceStarting("the service is starting: the event log is not open yet")
+    )
 
 
 ClickSignerDep = Annotated[ClickSigner, Depends(get_click_signer)]

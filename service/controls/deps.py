@@ -8,14 +8,16 @@ from fastapi import Depends, Request
 
 from service.controls.service import Controls
 from service.errors import ServiceStarting
-from service.http.state import resource
+from service.http.state import required
 
 
 def get_controls(request: Request) -> Controls:
-    controls = resource(request, "controls", Controls)
-    if controls is None:
-        raise ServiceStarting("the service is starting: budgets and caps cannot be checked yet")
-    return controls
+    return required(
+        request,
+        "controls",
+        Controls,
+        ServiceStarting("the service is starting: budgets and caps cannot be checked yet"),
+    )
 
 
 ControlsDep = Annotated[Controls, Depends(get_controls)]

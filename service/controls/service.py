@@ -60,7 +60,7 @@ class Controls:
         categories = {ad.id: ad_categories.get(ad.id) or ad_category(ad) for ad in context.ads}
         advertisers = [advertiser_key(ad) for ad in context.ads]
         try:
-            snapshot = await self.store.snapshot(advertisers, [], [ad.id for ad in context.ads], context.user_id)
+            snapshot = await self.store.snapshot(advertisers, [ad.id for ad in context.ads], context.user_id)
         except RedisError:
             metrics.REDIS_ERRORS.labels("controls_read").inc()
             logger.warning("controls state unavailable: serving the answer without ads")

@@ -140,7 +140,7 @@ class ControlStore:
         await self._redis.hset(f"adv:{advertiser}", mapping=config.to_hash())  # type: ignore[arg-type]
 
     async def advertiser(self, advertiser: str) -> tuple[AdvertiserConfig, AdvertiserState]:
-        snapshot = await self.snapshot([advertiser], [], [], "")
+        snapshot = await self.snapshot([advertiser], [], "")
         return snapshot.configs[advertiser], snapshot.states[advertiser]
 
     async def set_blocked(self, categories: Sequence[str]) -> None:
@@ -154,11 +154,9 @@ class ControlStore:
         members = await self._redis.smembers("publisher:blocked")
         return frozenset(m.decode() if isinstance(m, bytes) else m for m in members)
 
-    async def snapshot(
-        self, advertisers: Sequence[str], ads: Sequence[tuple[str, str]], user_ads: Sequence[str], user: str
-    ) -> Snapshot:
+    async def snapshot(self, advertisers: Sequence[str], user_ads: Sequence[str], user: str) -> Snapshot:
         """One round trip: each advertiser's config and spend, this user's cap counts per ad and advertiser, the
-        publisher's blocked categories. ``ads``: (ad id, advertiser) pairs."""
+        publisher's blocked categories."""
         day = today()
         unique = list(dict.fromkeys(advertisers))
         async with self._redis.pipeline(transaction=False) as pipe:

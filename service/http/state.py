@@ -13,6 +13,7 @@ from typing import TypeVar, cast
 
 from fastapi import FastAPI, Request
 
+from service.errors import ServiceError
 from service.settings import Settings
 
 T = TypeVar("T")
@@ -33,6 +34,14 @@ def resource(request: Request, name: str, kind: type[T]) -> T | None:
     """The lifespan's resource ``name`` (a key of ``service.app.State``), or None while the service starts."""
     resources = service_app(request).resources
     return None if resources is None else cast(T, resources[name])
+
+
+def required(request: Request, name: str, kind: type[T], missing: ServiceError) -> T:
+    """The lifespan's resource ``name``; ``missing`` (a 503) while the service starts."""
+    value = resource(request, name, kind)
+    if value is None:
+        raise missing
+    return value
 
 
 def request_id_of(request: Request) -> str | None:
