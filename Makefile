@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(ENGINE)
 MODEL_DIR := models/smollm2-135m-instruct
 
-.PHONY: setup model run test lint unit bench load clean tools irpo audit
+.PHONY: setup model run test lint unit bench load clean tools container-tools container irpo audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
+	bash scripts/check_deploy.sh  # k8s manifests (kubernetes-validate --strict), dashboard (@grafana/schema)
 
 unit: setup
 	$(BIN)/pytest -q tests/unit
@@ -46,8 +47,20 @@ tools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus chromium >/dev/null; }
 
-test: setup model lint tools
+# podman (+ runc, the CNI name plugin) and debootstrap for the container tests (tests/container; README "Containers").
+container-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+	  && test -e /usr/lib/cni/dnsname || { \
+	  echo "installing Debian's podman, runc, debootstrap and CNI plugins (needs root and apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    podman runc debootstrap containernetworking-plugins golang-github-containernetworking-plugin-dnsname >/dev/null; }
+
+test: setup model lint tools container-tools
 	$(BIN)/pytest -v --durations=10
+
+# The image and the compose stack alone (also part of `make test`).
+container: setup container-tools
+	$(BIN)/pytest -v -m container tests/container
 
 bench: setup model
 	$(BIN)/python scripts/bench_mechanism.py

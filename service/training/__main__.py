@@ -166,6 +166,40 @@ def irpo(
     typer.echo(json.dumps({"versions": produced, "run_dir": str(run_dir)}, indent=2))
 
 
+@cli.command()
+def traffic(
+    version: Annotated[str, typer.Argument(help="The version that serves (`base`: the bundled model)")],
+    run_dir: Annotated[Path, typer.Option(help="Working folder (Redis, service log, export); rerun to resume")] = (
+        PROJECT_ROOT / "var" / "traffic"
+    ),
+    versions_dir: VersionsDirOption = PROJECT_ROOT / "versions",
+    contexts: Annotated[int, typer.Option(min=1, help="Auctions (training contexts, fresh bids)")] = 1000,
+    samples: Annotated[int, typer.Option(min=2, max=16, help="K samples per auction")] = 8,
+    max_tokens: Annotated[int, typer.Option(min=8, help="Tokens per sample")] = 64,
+    seed: int = 0,
+) -> None:
+    """Simulated traffic through the real service (its default selection and payments) with the simulated
+    users' clicks, logged to an embedded Redis and exported: the CTR rows that `fit-ctr` learns from."""
+    from service.storage.redis import RedisServer, find_redis_server
+    from service.training.irpo import LoopConfig, collect, export_round
+
+    _job_logging()
+    config = LoopConfig(
+        run_dir=run_dir,
+        versions_dir=versions_dir,
+        contexts_per_round=contexts,
+        samples=samples,
+        max_tokens=max_tokens,
+        seed=seed,
+        audit=None,
+    )
+    server = RedisServer(find_redis_server(), run_dir / "redis", appendfsync="everysec")
+    with server.running():
+        collected = collect(config, 1, version, server.url)
+        exported = export_round(config, 1, server.url)
+    typer.echo(json.dumps({"collected": collected, "export": exported}, indent=2, default=str))
+
+
 @cli.command("audit")
 def audit_cmd(
     versions: Annotated[

@@ -1,11 +1,14 @@
 """``fit-ctr``: the CTR model learnt from logged clicks, over the service's CTR features (``FEATURE_NAMES``).
 
-- **Held-out evaluation.** Rows are split by auction (80/20, seeded): the held-out clicks score every candidate
-  — a logistic regression (scikit-learn, what the service serves) and a small MLP (64-32, as the paper's pCTR
-  network is an MLP over embeddings) — next to the parent (the model that priced the traffic, by default the
-  documented ``DEFAULT_CTR_MODEL``): AUC, log loss and expected calibration error, and a calibration plot (PNG).
-  The logistic model ships (the service prices with a logistic model); the MLP's held-out figures say what a
-  richer model would buy.
+- **Held-out evaluation.** Five-fold cross-validation grouped by auction (seeded by the auction id): every row is
+  scored by a model that never saw its auction, so all logged clicks count — a 20 % hold-out of a few hundred
+  rows leaves a handful of clicks and an AUC that says nothing. Candidates: the propensity-weighted logistic
+  regression (scikit-learn; what ships, the service prices with a logistic model), the same unweighted, a small
+  MLP (64-32, as the paper's pCTR network is an MLP over embeddings) and the parent (the model that priced the
+  traffic, by default the documented ``DEFAULT_CTR_MODEL``): AUC with a 95 % bootstrap interval (auctions
+  resampled), log loss and expected calibration error, and a calibration plot (PNG). With n₁ clicks and n₀
+  non-clicks the AUC's standard error is ≈ √(AUC(1−AUC)/min(n₀, n₁)) (Hanley–McNeil, roughly): 66 clicks
+  in 197 rows resolve ±0.1 at 95 %, enough to tell a model at 0.85 from one at the issue's floor of 0.75.
 - **Propensity weights.** Under non-uniform selection a logged click is a sample of the served distribution,
   not of the model's: each row is weighted by ``1/q`` of its served sample (clipped at 20, then normalised to a
   mean of 1), so the refit estimates the CTR of the proposal's samples (inverse propensity weighting).
@@ -27,7 +30,8 @@ from service.mechanism.ctr import DEFAULT_CTR_MODEL, FEATURE_NAMES, CTRModel, Lo
 
 MIN_POSITIVES = 30
 MAX_WEIGHT = 20.0
-HOLDOUT = 0.2
+FOLDS = 5
+BOOTSTRAP = 500
 
 
 class NotEnoughClicks(ValueError):
@@ -50,9 +54,9 @@ def _weights(rows: Sequence[dict[str, Any]]) -> list[float]:
     return [w / mean for w in raw]
 
 
-def _holdout(row: dict[str, Any]) -> bool:
+def _fold(row: dict[str, Any]) -> int:
     digest = hashlib.sha256(str(row.get("auction_id", "")).encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < HOLDOUT
+    return int.from_bytes(digest[:4], "big") % FOLDS
 
 
 def calibration(y: Sequence[int], p: Sequence[float], bins: int = 10) -> tuple[float, list[dict[str, float]]]:
@@ -71,15 +75,38 @@ def calibration(y: Sequence[int], p: Sequence[float], bins: int = 10) -> tuple[f
     return ece, points
 
 
-def _scores(y: Sequence[int], p: Sequence[float]) -> dict[str, Any]:
+def _auc_interval(y: Sequence[int], p: Sequence[float], groups: Sequence[str]) -> tuple[float, float] | None:
+    """95 % bootstrap interval of the AUC, resampling auctions (rows of one auction are not independent)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    by_group: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    members = list(by_group.values())
+    rng = np.random.default_rng(0)
+    y_arr, p_arr = np.asarray(y), np.asarray(p)
+    values = []
+    for _ in range(BOOTSTRAP):
+        idx = np.concatenate([members[j] for j in rng.integers(0, len(members), len(members))])
+        if len(set(y_arr[idx].tolist())) == 2:
+            values.append(float(roc_auc_score(y_arr[idx], p_arr[idx])))
+    if len(values) < BOOTSTRAP // 2:
+        return None
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def _scores(y: Sequence[int], p: Sequence[float], groups: Sequence[str]) -> dict[str, Any]:
     from sklearn.metrics import log_loss, roc_auc_score
 
     ece, points = calibration(y, p)
     both = len(set(y)) == 2
     return {
         "auc": float(roc_auc_score(y, p)) if both else None,
+        "auc_ci95": _auc_interval(y, p, groups) if both else None,
         "log_loss": float(log_loss(y, [min(max(x, 1e-6), 1 - 1e-6) for x in p], labels=[0, 1])),
         "ece": ece,
+        "mean_predicted": math.fsum(p) / len(p),
         "calibration": points,
     }
 
@@ -87,7 +114,7 @@ def _scores(y: Sequence[int], p: Sequence[float]) -> dict[str, Any]:
 def fit_ctr(
     rows: list[dict[str, Any]], version: str | None = None, parent: CTRModel = DEFAULT_CTR_MODEL
 ) -> tuple[LogisticCTRModel, dict[str, Any]]:
-    """The logistic model fitted on all rows, and the report (held-out comparison, data facts)."""
+    """The logistic model fitted on all rows, and the report (cross-validated comparison, data facts)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
@@ -102,20 +129,26 @@ def fit_ctr(
     def matrix(subset: Sequence[dict[str, Any]]) -> Any:
         return np.array([[row["features"][name] for name in FEATURE_NAMES] for row in subset], dtype=float)
 
-    train = [row for row in rows if not _holdout(row)]
-    test = [row for row in rows if _holdout(row)]
-    candidates: dict[str, dict[str, Any]] = {}
-    if test and len({int(r["clicked"]) for r in train}) == 2:
-        x_train, y_train, w_train = matrix(train), [int(r["clicked"]) for r in train], _weights(train)
-        x_test, y_test = matrix(test), [int(r["clicked"]) for r in test]
-        logistic = LogisticRegression(C=1.0, max_iter=2000).fit(x_train, y_train, sample_weight=w_train)
-        candidates["logistic"] = _scores(y_test, logistic.predict_proba(x_test)[:, 1].tolist())
+    x_all, w_all = matrix(rows), np.asarray(_weights(rows))
+    y_arr = np.asarray(y_all)
+    folds = np.asarray([_fold(row) for row in rows])
+    out_of_fold: dict[str, Any] = {name: np.zeros(len(rows)) for name in ("logistic", "logistic_unweighted", "mlp")}
+    for k in range(FOLDS):
+        train, test = folds != k, folds == k
+        if not test.any() or len(set(y_arr[train].tolist())) < 2:
+            continue
+        weighted = LogisticRegression(C=1.0, max_iter=2000).fit(x_all[train], y_arr[train], sample_weight=w_all[train])
+        out_of_fold["logistic"][test] = weighted.predict_proba(x_all[test])[:, 1]
+        plain = LogisticRegression(C=1.0, max_iter=2000).fit(x_all[train], y_arr[train])
+        out_of_fold["logistic_unweighted"][test] = plain.predict_proba(x_all[test])[:, 1]
+        # sklearn's MLP takes no sample weights: unweighted (stated in the report)
         mlp = MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, max_iter=600, random_state=0)
-        mlp.fit(x_train, y_train)  # sklearn's MLP takes no sample weights: unweighted (stated in the report)
-        candidates["mlp"] = _scores(y_test, mlp.predict_proba(x_test)[:, 1].tolist())
-        candidates["parent"] = _scores(y_test, [parent.predict(tuple(v)) for v in x_test.tolist()])
+        out_of_fold["mlp"][test] = mlp.fit(x_all[train], y_arr[train]).predict_proba(x_all[test])[:, 1]
+    out_of_fold["parent"] = np.asarray([parent.predict(tuple(v)) for v in x_all.tolist()])
+    groups = [str(row.get("auction_id", i)) for i, row in enumerate(rows)]
+    candidates = {name: _scores(y_all, p.tolist(), groups) for name, p in out_of_fold.items()}
 
-    regression = LogisticRegression(C=1.0, max_iter=2000).fit(matrix(rows), y_all, sample_weight=_weights(rows))
+    regression = LogisticRegression(C=1.0, max_iter=2000).fit(x_all, y_all, sample_weight=w_all)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:8]
     version = version or f"ctr-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest}"
     model = LogisticCTRModel(
@@ -123,13 +156,22 @@ def fit_ctr(
         intercept=float(regression.intercept_[0]),
         coefficients={name: float(c) for name, c in zip(FEATURE_NAMES, regression.coef_[0], strict=True)},
     )
+    fitted, old = candidates["logistic"], candidates["parent"]
     info = {
         "rows": len(rows),
         "clicks": positives,
-        "heldout_rows": len(test),
-        "heldout_clicks": sum(int(r["clicked"]) for r in test),
+        "evaluation": f"{FOLDS}-fold cross-validation grouped by auction: out-of-fold predictions for every row",
+        "heldout_rows": len(rows),
+        "heldout_clicks": positives,
+        "click_rate": positives / len(rows),
         "parent": parent.version,
         "propensity_weighted": any(row.get("propensity") is not None for row in rows),
+        "beats_parent": bool(
+            fitted["auc"] is not None
+            and old["auc"] is not None
+            and fitted["auc"] >= old["auc"]
+            and fitted["log_loss"] <= old["log_loss"]
+        ),
         "heldout": {name: {k: v for k, v in s.items() if k != "calibration"} for name, s in candidates.items()},
         "calibration": {name: s["calibration"] for name, s in candidates.items()},
         "data_sha256_8": digest,
@@ -147,15 +189,19 @@ def write_report(info: dict[str, Any], out_dir: Path) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
-        f"# CTR refit: {info['rows']} rows, {info['clicks']} clicks (held out: {info['heldout_rows']} rows, "
-        f"{info['heldout_clicks']} clicks)",
+        f"# CTR refit: {info['rows']} rows, {info['clicks']} clicks (click rate {info['click_rate']:.3f})",
         "",
-        "| model | held-out AUC | log loss | calibration error (ECE) |",
-        "|---|---|---|---|",
+        f"Evaluation: {info['evaluation']}. Parent: `{info['parent']}`. Ships: the propensity-weighted logistic "
+        f"model (beats the parent on AUC and log loss: {'yes' if info['beats_parent'] else 'no'}).",
+        "",
+        "| model | AUC [95 % CI] | log loss | calibration error (ECE) | mean predicted |",
+        "|---|---|---|---|---|",
     ]
     for name, s in info["heldout"].items():
         auc = f"{s['auc']:.3f}" if s["auc"] is not None else "–"
-        lines.append(f"| {name} | {auc} | {s['log_loss']:.4f} | {s['ece']:.4f} |")
+        if s.get("auc_ci95"):
+            auc += f" [{s['auc_ci95'][0]:.3f}, {s['auc_ci95'][1]:.3f}]"
+        lines.append(f"| {name} | {auc} | {s['log_loss']:.4f} | {s['ece']:.4f} | {s['mean_predicted']:.3f} |")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", "utf-8")
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
@@ -165,7 +211,7 @@ def write_report(info: dict[str, Any], out_dir: Path) -> Path:
     ax.set_xlim(0, min(1.0, top * 1.2))
     ax.set_ylim(0, min(1.0, top * 1.2))
     ax.set_xlabel("predicted CTR")
-    ax.set_ylabel("observed click rate (held out)")
+    ax.set_ylabel("observed click rate (out of fold)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out_dir / "calibration.png"

@@ -197,8 +197,12 @@ def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
     assert report["version"] == "ctr-test-1"
     assert report["propensity_weighted"] is True
     heldout = report["heldout"]
-    assert set(heldout) == {"logistic", "mlp", "parent"}
+    assert set(heldout) == {"logistic", "logistic_unweighted", "mlp", "parent"}
+    assert report["heldout_rows"] == 3000  # cross-validated: every row scored out of fold
     assert heldout["logistic"]["auc"] > 0.7  # the data carry a real signal (coefficient +8 on query similarity)
+    low, high = heldout["logistic"]["auc_ci95"]
+    assert low < heldout["logistic"]["auc"] < high
+    assert high - low < 0.15  # ≈ 600 clicks: the interval is narrow enough to compare models
     assert (Path(report["report"]) / "calibration.png").stat().st_size > 0
     assert "| logistic |" in (Path(report["report"]) / "report.md").read_text()
     model = load_ctr_model(out)

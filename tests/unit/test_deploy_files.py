@@ -1,7 +1,11 @@
-"""The deployment files we cannot run here (no Docker engine, no cluster) at least say what they must."""
+"""The deployment files say what they must, and validate against the schemas of what runs them (Kubernetes'
+API, Grafana's dashboard schema). The image and the compose stack run for real in tests/container."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +60,47 @@ def test_dockerfile_targets_and_user() -> None:
     assert "AS gpu" in dockerfile
     assert dockerfile.count("USER 10001") == 2
     assert dockerfile.count("HEALTHCHECK") == 2
+
+
+# The validators `make lint` runs (scripts/check_deploy.sh), shown to reject a broken copy: a check that passes
+# everything would be no check.
+def _check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "check_deploy.sh"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_kubernetes_manifests_validate_strictly_and_a_broken_copy_fails(tmp_path: Path) -> None:
+    assert _check("k8s", str(ROOT / "deploy/k8s")).returncode == 0
+    broken = tmp_path / "k8s"
+    shutil.copytree(ROOT / "deploy/k8s", broken)
+    docs = load_all(broken / "auction.yaml")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"  # a typo'd field
+    (broken / "auction.yaml").write_text(yaml.safe_dump_all(docs))
+    result = _check("k8s", str(broken))
+    assert result.returncode != 0, result
+    assert "imagePullPolicyy" in result.stdout + result.stderr, result
+
+
+def test_grafana_dashboard_matches_grafanas_schema_and_a_broken_copy_fails(tmp_path: Path) -> None:
+    dashboard = ROOT / "deploy/grafana/dashboards/llm-auction.json"
+    assert _check("grafana", str(dashboard)).returncode == 0
+    data = json.loads(dashboard.read_text())
+    data["panels"][0]["gridPos"]["wide"] = 24  # no such key in Grafana's GridPos
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data))
+    result = _check("grafana", str(broken))
+    assert result.returncode != 0, result
+    assert "wide" in result.stdout + result.stderr, result
+    data = json.loads(dashboard.read_text())
+    data["graphTooltip"] = 7  # DashboardCursorSync is 0, 1 or 2
+    broken.write_text(json.dumps(data))
+    result = _check("grafana", str(broken))
+    assert result.returncode != 0, result
+    assert "DashboardCursorSync" in result.stdout + result.stderr, result
