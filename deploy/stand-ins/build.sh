@@ -24,6 +24,9 @@ if [ "${FORCE:-0}" != 1 ] && have python:3.11-slim && have redis:7-alpine && hav
 fi
 
 root=$work/rootfs-$hash
+# Roots and tarballs of earlier versions of this script are not used again.
+find "$work" -mindepth 1 -maxdepth 1 ! -name "*-$hash" ! -name "*-$hash.tar" ! -name debootstrap.log \
+  -exec rm -rf {} + 2>/dev/null || true
 if [ ! -x "$root/usr/bin/python3" ] || [ ! -e "$root/.complete" ]; then
   rm -rf "$root"; mkdir -p "$work"
   echo "stand-ins: debootstrap bookworm into $root"

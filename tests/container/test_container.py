@@ -98,6 +98,7 @@ def image() -> str:
         ".",
         timeout=2400,
     )
+    run("podman", "image", "prune", "-f")  # the previous build's image, now untagged (≈4 GB each)
     return IMAGE
 
 
