@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _text(record: dict[str, Any]) -> dict[str, Any]:
+    """The event log keeps payloads as UTF-8 bytes; a JSON line holds them as text."""
+    data = record.get("data")
+    return {**record, "data": data.decode()} if isinstance(data, bytes) else record
+
+
 class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -33,7 +39,7 @@ class Spool:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Durably append ``records``; raises OSError (disk full, …)."""
-        data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+        data = "".join(json.dumps(_text(r), ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(data)
             f.flush()
