@@ -56,7 +56,11 @@ class Controls:
         ad_categories: dict[str, str],
     ) -> Decision:
         """Which candidates may run. ``ad_categories``: the request's own categories, else the catalogue's rule."""
-        flagged = await asyncio.to_thread(self._gate.check, context.query)
+        # A seen query (every cache hit) is a few µs inline; a new one is an encoder pass, off the event loop.
+        if self._gate.cheap(context.query):
+            flagged = self._gate.check(context.query)
+        else:
+            flagged = await asyncio.to_thread(self._gate.check, context.query)
         categories = {ad.id: ad_categories.get(ad.id) or ad_category(ad) for ad in context.ads}
         advertisers = [advertiser_key(ad) for ad in context.ads]
         try:

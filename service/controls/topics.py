@@ -104,6 +104,10 @@ class TopicGate:
         }
         self._descriptions = [(t.name, d) for t in self._topics for d in t.descriptions]
 
+    def cheap(self, query: str) -> bool:
+        """``check`` needs no encoder forward pass for this query (its embedding is cached): run it inline."""
+        return not self._descriptions or self._encoder.cached(query)
+
     def check(self, query: str) -> tuple[str, float] | None:
         """The topic the query is about, with its evidence (1.0 for a keyword, else the cosine), or None.
         Blocking (the encoder): call it in a worker thread."""

@@ -1,0 +1,90 @@
+"""Flame graphs (py-spy, SVG) of the service's hot paths under load, for docs/benchmarks.md:
+
+  - cache_hit: 16 clients sending the same auction (the sample cache answers; no generation): the web stack,
+    validation, the mechanism, signing and the event log: what separates it from a trivial FastAPI endpoint;
+  - fresh: 8 clients, fresh contexts, K=4 × 32 tokens: where the API process spends its time while the engine
+    generates.
+
+py-spy samples the service process; for the fresh load also its subprocesses (the engine core and its worker).
+Needs ptrace rights (root here).
+
+    .venv/bin/python scripts/profile_hot_paths.py [--seconds 15] [--out docs/benchmarks/profiles]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from benchmarks import body_for, closed_loop, rate_for, start, wait_ready
+
+from service.settings import PROJECT_ROOT
+from service.storage.redis import free_port
+
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
+def record(pid: int, out: Path, seconds: float, subprocesses: bool = False) -> subprocess.Popen[bytes]:
+    args = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+            "--format", "flamegraph", "--output", str(out), "--nonblocking"]  # fmt: skip
+    if subprocesses:
+        args.append("--subprocesses")
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def cache_hit_load(url: str, seconds: float) -> float:
+    body = body_for(1, n_ads=8, samples=8, max_tokens=32)
+    body["options"].pop("seed")
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        (await http.post("/v1/auctions", json=body)).raise_for_status()
+        await asyncio.sleep(0.5)
+        assert (await http.post("/v1/auctions", json=body)).json()["cache_hit"], "no cache hit"
+    rate, _ = await rate_for(url, body, seconds, 16)
+    return rate
+
+
+async def fresh_load(url: str, n: int) -> float:
+    bodies = [body_for(200 + i, samples=4, max_tokens=32, seed=70_000 + i) for i in range(n)]
+    elapsed, _, errors = await closed_loop(url, bodies, 8)
+    assert not errors, f"{errors} auctions failed"
+    return n / elapsed
+
+
+def main(seconds: float, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
+               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
+               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
+               "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64"}  # fmt: skip
+        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, "/readyz")
+            spy = record(service.pid, out / "cache_hit.svg", seconds)
+            rate = asyncio.run(cache_hit_load(url, seconds))
+            spy.wait(60)
+            print(f"cache_hit: {rate:.0f} auctions/s while profiled -> {out / 'cache_hit.svg'}")
+            spy = record(service.pid, out / "fresh.svg", seconds * 2, subprocesses=True)
+            rate = asyncio.run(fresh_load(url, 24))
+            spy.wait(120)
+            print(f"fresh: {rate:.2f} auctions/s while profiled -> {out / 'fresh.svg'}")
+        finally:
+            service.terminate()
+            service.wait(60)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks" / "profiles")
+    args = parser.parse_args()
+    main(args.seconds, args.out)
