@@ -62,9 +62,14 @@ test: setup model lint tools container-tools
 container: setup container-tools
 	$(BIN)/pytest -v -m container tests/container
 
+# Every figure a ratio measured side by side in one run (docs/benchmarks.md); raw JSON in var/bench, the plot in docs.
 bench: setup model
 	$(BIN)/python scripts/bench_mechanism.py
+	$(BIN)/python scripts/bench_events.py
 	$(BIN)/python scripts/benchmarks.py
+	$(BIN)/python scripts/bench_engine_cores.py
+	$(BIN)/python scripts/bench_repeats.py
+	$(BIN)/python scripts/plot_bench.py
 
 load: setup model
 	$(BIN)/python scripts/load_test.py
