@@ -32,6 +32,7 @@ from service.mechanism.payments import PaymentRule, first_price
 from service.mechanism.relevance import Relevance
 from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
+from service.models.relevance import cheap as relevance_is_cheap
 from service.models.relevance import score as score_relevance
 from service.observability import log_context, metrics
 from service.observability.timing import StageClock
@@ -139,7 +140,10 @@ class AuctionService:
         event loop), then run the pure mechanism."""
         texts = [s.text for s in generation.samples]
         exposures = auction.parse_samples(prepared.context, texts, [s.finish_reason for s in generation.samples])
-        relevance = await asyncio.to_thread(score_relevance, self.encoder, prepared.context, exposures)
+        if relevance_is_cheap(self.encoder, prepared.context, exposures):
+            relevance = score_relevance(self.encoder, prepared.context, exposures)
+        else:
+            relevance = await asyncio.to_thread(score_relevance, self.encoder, prepared.context, exposures)
         if clock is not None:
             clock.lap("ctr")
         return self._run_mechanism(prepared, texts, exposures, relevance)

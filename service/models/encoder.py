@@ -114,3 +114,7 @@ class Encoder:
     def cached(self, text: str) -> bool:
         with self._lock:
             return text in self._cache
+
+    def all_cached(self, texts: Sequence[str]) -> bool:
+        with self._lock:
+            return all(t in self._cache for t in texts)

@@ -14,11 +14,21 @@ from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
 
 
-def score(encoder: Encoder, context: AuctionContext, exposures: Sequence[Exposure]) -> Relevance:
+def _texts(context: AuctionContext, exposures: Sequence[Exposure]) -> tuple[dict[tuple[int, str], str], list[str]]:
     spans = windows(exposures)
-    ads = [ad_text(ad) for ad in context.ads]
-    profile = profile_text(context.profile)
-    texts = [context.query, profile, *ads, *spans.values()]
+    return spans, [context.query, profile_text(context.profile), *(ad_text(ad) for ad in context.ads), *spans.values()]
+
+
+def cheap(encoder: Encoder, context: AuctionContext, exposures: Sequence[Exposure]) -> bool:
+    """Every text is in the encoder's cache (a sample-cache hit, a repeated answer): ``score`` is a few dot
+    products, cheaper inline than the hop to a worker thread."""
+    return encoder.all_cached(_texts(context, exposures)[1])
+
+
+def score(encoder: Encoder, context: AuctionContext, exposures: Sequence[Exposure]) -> Relevance:
+    spans, texts = _texts(context, exposures)
+    ads = texts[2 : 2 + len(context.ads)]
+    profile = texts[1]
     vectors = encoder.encode(texts)
     query_v, profile_v = vectors[0], vectors[1]
     ad_v = dict(zip((ad.id for ad in context.ads), vectors[2 : 2 + len(ads)], strict=True))

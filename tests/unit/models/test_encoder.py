@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from service.mechanism.ctr import DEFAULT_CTR_MODEL, ctr_row
 from service.mechanism.exposure import parse
 from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder, EncoderError, prepare_encoder
-from service.models.relevance import score
+from service.models.relevance import cheap, score
 from service.settings import DEFAULT_ENCODER_DIR
 
 
@@ -56,3 +57,16 @@ def test_the_default_ctr_model_ranks_the_catalogues_relevant_ads_first(encoder: 
         f"{relevant[len(relevant) // 2]:.3f}, irrelevant {other[len(other) // 2]:.3f}"
     )
     assert auc >= 0.85
+
+
+def test_relevance_is_cheap_only_once_every_text_was_encoded(encoder: Encoder) -> None:
+    """The auction scores relevance inline (no worker-thread hop) only when nothing needs the encoder's model."""
+    data = catalog()
+    ads = tuple(catalog_ad(a, 10.0) for a in data["ads"][:3])
+    user_id, profile = profile_of(data["profiles"][0])
+    context = AuctionContext(f"A question never asked before {time.time_ns()}?", user_id, profile, ads)
+    exposures = [parse(f"Try {ads[0].marker} today.", ads), parse("No ad here.", ads)]
+    assert not cheap(encoder, context, exposures)
+    first = score(encoder, context, exposures)
+    assert cheap(encoder, context, exposures)
+    assert score(encoder, context, exposures) == first
