@@ -39,6 +39,7 @@ from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import free_port
 
 RESULTS: dict[str, Any] = {}
+PARTS: set[int] = {1, 2, 3, 4, 5}
 
 
 def body_for(i: int, n_ads: int = 8, samples: int = 4, max_tokens: int = 32, seed: int | None = None) -> dict[str, Any]:
@@ -194,66 +195,79 @@ async def over_http(quick: bool) -> None:
             wait_ready(url, "/readyz")
             wait_ready(trivial_url, "/docs")
 
-            print("\n3. Cache-hit auctions vs a trivial FastAPI endpoint (same body, 16 concurrent clients, 8 s each)")
-            body = body_for(1, n_ads=8, samples=8, max_tokens=32)
-            body["options"].pop("seed")  # unseeded: one cache entry for the context
-            async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-                first = (await http.post("/v1/auctions", json=body)).json()
-                await asyncio.sleep(0.5)  # the cache write is in the background
-                assert (await http.post("/v1/auctions", json=body)).json()["cache_hit"], "no cache hit"
-            size = len(json.dumps(body))
-            seconds = 3 if quick else 8
-            hits, hits_p99 = await rate_for(url, body, seconds, 16)
-            plain, plain_p99 = await rate_for(trivial_url, body, seconds, 16)
-            RESULTS["cache_hits"] = {"body_bytes": size, "auction_rps": hits, "auction_p99_ms": hits_p99,
-                                     "trivial_rps": plain, "trivial_p99_ms": plain_p99,
-                                     "generation_ms": first["timings_ms"]["generate"]}  # fmt: skip
-            print(f"body {size} bytes: cache-hit auctions {hits:.0f}/s (p99 {hits_p99:.0f} ms), trivial endpoint "
-                  f"{plain:.0f}/s (p99 {plain_p99:.0f} ms): ratio {hits / plain:.2f}; the uncached auction took "
-                  f"{first['timings_ms']['generate'] / 1000:.1f} s of generation")  # fmt: skip
+            if 3 in PARTS:
+                print(
+                    "\n3. Cache-hit auctions vs a trivial FastAPI endpoint (same body, 16 clients, 5 alternating runs)"
+                )
+                body = body_for(1, n_ads=8, samples=8, max_tokens=32)
+                body["options"].pop("seed")  # unseeded: one cache entry for the context
+                async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+                    first = (await http.post("/v1/auctions", json=body)).json()
+                    await asyncio.sleep(0.5)  # the cache write is in the background
+                    assert (await http.post("/v1/auctions", json=body)).json()["cache_hit"], "no cache hit"
+                size = len(json.dumps(body))
+                seconds = 2 if quick else 4
+                runs: dict[str, list[tuple[float, float]]] = {"auction": [], "trivial": []}
+                for i in range(5):  # alternating order, medians of 5 runs
+                    for name in ("auction", "trivial") if i % 2 == 0 else ("trivial", "auction"):
+                        runs[name].append(await rate_for(url if name == "auction" else trivial_url, body, seconds, 16))
+                hits = statistics.median(r for r, _ in runs["auction"])
+                hits_p99 = statistics.median(p for _, p in runs["auction"])
+                plain = statistics.median(r for r, _ in runs["trivial"])
+                plain_p99 = statistics.median(p for _, p in runs["trivial"])
+                RESULTS["cache_hits"] = {"body_bytes": size, "auction_rps": hits, "auction_p99_ms": hits_p99,
+                                         "trivial_rps": plain, "trivial_p99_ms": plain_p99, "runs": runs,
+                                         "generation_ms": first["timings_ms"]["generate"]}  # fmt: skip
+                print(f"body {size} bytes: cache-hit auctions {hits:.0f}/s (p99 {hits_p99:.0f} ms), trivial endpoint "
+                      f"{plain:.0f}/s (p99 {plain_p99:.0f} ms): ratio {hits / plain:.2f}; the uncached auction took "
+                      f"{first['timings_ms']['generate'] / 1000:.1f} s of generation")  # fmt: skip
 
-            print("\n4. Scaling on the default engine: fresh contexts, K=4, 32 tokens")
-            print(f"{'clients':>7} {'auctions':>8} {'auctions/s':>10} {'p50 s':>6} {'p99 s':>6} {'errors':>6}")
-            rows = []
-            seed = 50_000
-            for c in (1, 2, 4, 8, 16) if not quick else (1, 4):
-                n = max(4, 2 * c)
-                bodies = [body_for(i, samples=4, max_tokens=32, seed=seed + i) for i in range(n)]
-                seed += n
-                elapsed, lat, errors = await closed_loop(url, bodies, c)
-                rows.append({"clients": c, "auctions": n, "per_s": n / elapsed, "p50_s": pct(lat, 0.5),
-                             "p99_s": pct(lat, 0.99), "errors": errors})  # fmt: skip
-                print(f"{c:>7} {n:>8} {n / elapsed:>10.2f} {pct(lat, 0.5):>6.2f} {pct(lat, 0.99):>6.2f} {errors:>6}")
-            RESULTS["scaling"] = rows
-
-            print("\n5. Cost growth (one client, K=4): candidate ads at 32 tokens, then max_tokens with 8 ads")
-            print(f"{'ads':>5} {'prompt tokens':>13} {'latency s':>9}")
-            rows = []
-            async with httpx.AsyncClient(base_url=url, timeout=600) as http:
-                for n_ads in (5, 20, 50, 100):
-                    body = body_for(3, n_ads=n_ads, samples=4, max_tokens=32, seed=seed)
-                    seed += 1
-                    t0 = time.perf_counter()
-                    response = await http.post("/v1/auctions", json=body)
-                    latency = time.perf_counter() - t0
-                    response.raise_for_status()
-                    prompt_tokens = response.json()["prompt_tokens"]
-                    rows.append({"ads": n_ads, "latency_s": latency, "prompt_tokens": prompt_tokens})
-                    print(f"{n_ads:>5} {prompt_tokens:>13} {latency:>9.2f}")
-                RESULTS["ads_growth"] = rows
-                print(f"{'max_tokens':>10} {'latency s':>9} {'tokens':>7} {'tokens/s':>8}")
+            if 4 in PARTS:
+                print("\n4. Scaling on the default engine: fresh contexts, K=4, 32 tokens")
+                print(f"{'clients':>7} {'auctions':>8} {'auctions/s':>10} {'p50 s':>6} {'p99 s':>6} {'errors':>6}")
                 rows = []
-                for max_tokens in (16, 32, 64, 128, 256) if not quick else (16, 64):
-                    body = body_for(4, n_ads=8, samples=4, max_tokens=max_tokens, seed=seed)
-                    seed += 1
-                    before = await _generated_tokens(http)
-                    t0 = time.perf_counter()
-                    (await http.post("/v1/auctions", json=body)).raise_for_status()
-                    latency = time.perf_counter() - t0
-                    tokens = await _generated_tokens(http) - before
-                    rows.append({"max_tokens": max_tokens, "latency_s": latency, "tokens": tokens})
-                    print(f"{max_tokens:>10} {latency:>9.2f} {tokens:>7.0f} {tokens / latency:>8.0f}")
-                RESULTS["max_tokens_growth"] = rows
+                seed = 50_000
+                for c in (1, 2, 4, 8, 16) if not quick else (1, 4):
+                    n = max(4, 2 * c)
+                    bodies = [body_for(i, samples=4, max_tokens=32, seed=seed + i) for i in range(n)]
+                    seed += n
+                    elapsed, lat, errors = await closed_loop(url, bodies, c)
+                    rows.append({"clients": c, "auctions": n, "per_s": n / elapsed, "p50_s": pct(lat, 0.5),
+                                 "p99_s": pct(lat, 0.99), "errors": errors})  # fmt: skip
+                    print(
+                        f"{c:>7} {n:>8} {n / elapsed:>10.2f} {pct(lat, 0.5):>6.2f} {pct(lat, 0.99):>6.2f} {errors:>6}"
+                    )
+                RESULTS["scaling"] = rows
+
+            if 5 in PARTS:
+                print("\n5. Cost growth (one client, K=4): candidate ads at 32 tokens, then max_tokens with 8 ads")
+                print(f"{'ads':>5} {'prompt tokens':>13} {'latency s':>9}")
+                rows = []
+                async with httpx.AsyncClient(base_url=url, timeout=600) as http:
+                    for n_ads in (5, 20, 50, 100):
+                        body = body_for(3, n_ads=n_ads, samples=4, max_tokens=32, seed=seed)
+                        seed += 1
+                        t0 = time.perf_counter()
+                        response = await http.post("/v1/auctions", json=body)
+                        latency = time.perf_counter() - t0
+                        response.raise_for_status()
+                        prompt_tokens = response.json()["prompt_tokens"]
+                        rows.append({"ads": n_ads, "latency_s": latency, "prompt_tokens": prompt_tokens})
+                        print(f"{n_ads:>5} {prompt_tokens:>13} {latency:>9.2f}")
+                    RESULTS["ads_growth"] = rows
+                    print(f"{'max_tokens':>10} {'latency s':>9} {'tokens':>7} {'tokens/s':>8}")
+                    rows = []
+                    for max_tokens in (16, 32, 64, 128, 256) if not quick else (16, 64):
+                        body = body_for(4, n_ads=8, samples=4, max_tokens=max_tokens, seed=seed)
+                        seed += 1
+                        before = await _generated_tokens(http)
+                        t0 = time.perf_counter()
+                        (await http.post("/v1/auctions", json=body)).raise_for_status()
+                        latency = time.perf_counter() - t0
+                        tokens = await _generated_tokens(http) - before
+                        rows.append({"max_tokens": max_tokens, "latency_s": latency, "tokens": tokens})
+                        print(f"{max_tokens:>10} {latency:>9.2f} {tokens:>7.0f} {tokens / latency:>8.0f}")
+                    RESULTS["max_tokens_growth"] = rows
         finally:
             for process in (service, trivial):
                 process.terminate()
@@ -271,11 +285,19 @@ def _metric(text: str, name: str) -> float:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer points, for a smoke run")
-    quick = parser.parse_args().quick
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which parts to run, e.g. 3 (cache hits alone)")
+    args = parser.parse_args()
+    quick = args.quick
+    PARTS.clear()
+    PARTS.update(int(x) for x in args.parts.split(","))
     started = time.perf_counter()
-    asyncio.run(generation_and_overhead(quick))
-    asyncio.run(over_http(quick))
+    if PARTS & {1, 2}:
+        asyncio.run(generation_and_overhead(quick))
+    if PARTS & {3, 4, 5}:
+        asyncio.run(over_http(quick))
     out = PROJECT_ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(RESULTS, indent=2))
+    path = out / "results.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **RESULTS}, indent=2))  # a partial run updates its own parts
     print(f"\nall benchmarks: {time.perf_counter() - started:.0f} s; results in {out / 'results.json'}")

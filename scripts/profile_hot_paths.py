@@ -31,11 +31,14 @@ from service.storage.redis import free_port
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
 
-def record(pid: int, out: Path, seconds: float, subprocesses: bool = False) -> subprocess.Popen[bytes]:
+def record(
+    pid: int, out: Path, seconds: float, subprocesses: bool = False, fmt: str = "flamegraph"
+) -> subprocess.Popen[bytes]:
+    """``--gil`` for the API process: only the thread holding the GIL, i.e. what bounds the event loop's rate
+    (without it, idle worker threads parked in C code show up as busy)."""
     args = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-            "--format", "flamegraph", "--output", str(out), "--nonblocking"]  # fmt: skip
-    if subprocesses:
-        args.append("--subprocesses")
+            "--format", fmt, "--output", str(out), "--nonblocking"]  # fmt: skip
+    args.append("--subprocesses" if subprocesses else "--gil")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -69,9 +72,12 @@ def main(seconds: float, out: Path) -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, "/readyz")
+            asyncio.run(cache_hit_load(url, 2))  # the one uncached auction and the cache write happen here
             spy = record(service.pid, out / "cache_hit.svg", seconds)
+            raw = record(service.pid, out / "cache_hit.txt", seconds, fmt="raw")
             rate = asyncio.run(cache_hit_load(url, seconds))
             spy.wait(60)
+            raw.wait(60)
             print(f"cache_hit: {rate:.0f} auctions/s while profiled -> {out / 'cache_hit.svg'}")
             spy = record(service.pid, out / "fresh.svg", seconds * 2, subprocesses=True)
             rate = asyncio.run(fresh_load(url, 24))

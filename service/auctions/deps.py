@@ -11,7 +11,7 @@ from service.errors import EngineUnavailable
 from service.http.state import required
 
 
-def get_auction_service(request: Request) -> AuctionService:
+async def get_auction_service(request: Request) -> AuctionService:
     return required(
         request, "auctions", AuctionService, EngineUnavailable("the service is starting; the engine is not loaded yet")
     )

@@ -12,7 +12,7 @@ from service.events.log import EventLog
 from service.http.state import required
 
 
-def get_click_signer(request: Request) -> ClickSigner:
+async def get_click_signer(request: Request) -> ClickSigner:
     return required(
         request,
         "click_signer",
@@ -21,7 +21,7 @@ def get_click_signer(request: Request) -> ClickSigner:
     )
 
 
-def get_event_log(request: Request) -> EventLog:
+async def get_event_log(request: Request) -> EventLog:
     return required(
         request, "events", EventLog, ServiceStarting("the service is starting: the event log is not open yet")
     )

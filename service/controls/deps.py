@@ -11,7 +11,7 @@ from service.errors import ServiceStarting
 from service.http.state import required
 
 
-def get_controls(request: Request) -> Controls:
+async def get_controls(request: Request) -> Controls:
     return required(
         request,
         "controls",

@@ -15,7 +15,7 @@ def current_engine(request: Request) -> Engine | None:
     return resource(request, "engine", Engine)  # type: ignore[type-abstract]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine = current_engine(request)
     if engine is None:
         raise EngineUnavailable("the engine is not loaded")

@@ -1,4 +1,7 @@
-"""Dependencies every route may use, as ``Annotated`` aliases (domain packages keep theirs in their ``deps``)."""
+"""Dependencies every route may use, as ``Annotated`` aliases (domain packages keep theirs in their ``deps``).
+
+Every dependency is ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its thread
+pool, a thread hop per dependency per request (2.9 % of the cache-hit path's GIL time, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,11 @@ from service.http.state import request_id_of, service_app
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return service_app(request).settings
 
 
-def get_request_id(request: Request) -> str | None:
+async def get_request_id(request: Request) -> str | None:
     return request_id_of(request)
 
 
