@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import httpx
-from benchmarks import _generated_tokens, body_for, closed_loop, start, wait_ready
 
+from service.devtools.bench import body_for, closed_loop, generated_tokens, start, wait_ready
 from service.settings import PROJECT_ROOT
 from service.storage.redis import free_port
 
@@ -43,12 +43,12 @@ async def measure(url: str, seed: int) -> dict[str, float]:
         await http.post("/v1/auctions", json=body_for(0, samples=2, max_tokens=8, seed=seed))  # warm up
         rates = []
         for i in range(3):
-            before = await _generated_tokens(http)
+            before = await generated_tokens(http)
             t0 = time.perf_counter()
             response = await http.post("/v1/auctions", json=body_for(i, samples=8, max_tokens=128, seed=seed + 1 + i))
             elapsed = time.perf_counter() - t0
             response.raise_for_status()
-            rates.append((await _generated_tokens(http) - before) / elapsed)
+            rates.append((await generated_tokens(http) - before) / elapsed)
     bodies = [body_for(100 + i, samples=4, max_tokens=32, seed=seed + 100 + i) for i in range(24)]
     elapsed, _, errors = await closed_loop(url, bodies, 8)
     if errors:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchmarks import start, wait_ready
 
 from service.data import catalog_context, request_body
+from service.devtools.bench import start, wait_ready
 from service.mechanism.types import AuctionContext
 from service.settings import PROJECT_ROOT
 from service.storage.redis import free_port

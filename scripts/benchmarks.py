@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,23 +32,13 @@ import httpx
 
 from service.app import create_app, running
 from service.auctions.schemas import AuctionRequest
-from service.data import catalog_context, request_body
+from service.devtools.bench import body_for, closed_loop, generated_tokens, pct, rate_for, start, wait_ready
 from service.engine.base import Engine, SamplingRequest
 from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import free_port
 
 RESULTS: dict[str, Any] = {}
 PARTS: set[int] = {1, 2, 3, 4, 5}
-
-
-def body_for(i: int, n_ads: int = 8, samples: int = 4, max_tokens: int = 32, seed: int | None = None) -> dict[str, Any]:
-    options = {"samples": samples, "max_tokens": max_tokens, "seed": seed if seed is not None else 10_000 + i}
-    return request_body(catalog_context(i, n_ads), **options)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # -- 1 and 2: in-process --------------------------------------------------------------------------------------
@@ -117,65 +106,6 @@ app = FastAPI()
 async def auctions(body: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "ads": len(body.get("ads", []))}
 """
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def wait_ready(url: str, path: str, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + path, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not start")
-
-
-async def closed_loop(url: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[float, list[float], int]:
-    """``concurrency`` clients sending ``bodies`` one after another; (seconds, latencies, errors)."""
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for b in bodies:
-        queue.put_nowait(b)
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as http:
-
-        async def worker() -> None:
-            nonlocal errors
-            while not queue.empty():
-                body = queue.get_nowait()
-                t0 = time.perf_counter()
-                response = await http.post("/v1/auctions", json=body)
-                latencies.append(time.perf_counter() - t0)
-                errors += response.status_code != 200
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - t0, latencies, errors
-
-
-async def rate_for(url: str, body: dict[str, Any], seconds: float, concurrency: int) -> tuple[float, float]:
-    """Requests per second of the same body for ``seconds``, and the p99 latency (ms)."""
-    latencies: list[float] = []
-    stop = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as http:
-
-        async def worker() -> None:
-            while time.monotonic() < stop:
-                t0 = time.perf_counter()
-                response = await http.post("/v1/auctions", json=body)
-                latencies.append(time.perf_counter() - t0)
-                response.raise_for_status()
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return len(latencies) / elapsed, pct(latencies, 0.99) * 1000
 
 
 async def over_http(quick: bool) -> None:
@@ -260,11 +190,11 @@ async def over_http(quick: bool) -> None:
                     for max_tokens in (16, 32, 64, 128, 256) if not quick else (16, 64):
                         body = body_for(4, n_ads=8, samples=4, max_tokens=max_tokens, seed=seed)
                         seed += 1
-                        before = await _generated_tokens(http)
+                        before = await generated_tokens(http)
                         t0 = time.perf_counter()
                         (await http.post("/v1/auctions", json=body)).raise_for_status()
                         latency = time.perf_counter() - t0
-                        tokens = await _generated_tokens(http) - before
+                        tokens = await generated_tokens(http) - before
                         rows.append({"max_tokens": max_tokens, "latency_s": latency, "tokens": tokens})
                         print(f"{max_tokens:>10} {latency:>9.2f} {tokens:>7.0f} {tokens / latency:>8.0f}")
                     RESULTS["max_tokens_growth"] = rows
@@ -272,14 +202,6 @@ async def over_http(quick: bool) -> None:
             for process in (service, trivial):
                 process.terminate()
                 process.wait(60)
-
-
-async def _generated_tokens(http: httpx.AsyncClient) -> float:
-    return _metric((await http.get("/metrics")).text, "adauction_engine_generated_tokens_total")
-
-
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from benchmarks import body_for, closed_loop, rate_for, start, wait_ready
 
+from service.devtools.bench import body_for, closed_loop, rate_for, start, wait_ready
 from service.settings import PROJECT_ROOT
 from service.storage.redis import free_port
 
@@ -50,7 +50,7 @@ async def cache_hit_load(url: str, seconds: float) -> float:
         await asyncio.sleep(0.5)
         assert (await http.post("/v1/auctions", json=body)).json()["cache_hit"], "no cache hit"
     rate, _ = await rate_for(url, body, seconds, 16)
-    return rate
+    return float(rate)
 
 
 async def fresh_load(url: str, n: int) -> float:
