@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import statistics
@@ -26,8 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from service.devtools.bench import body_for, closed_loop, generated_tokens, start, wait_ready
-from service.settings import PROJECT_ROOT
+from service.devtools.bench import body_for, closed_loop, generated_tokens, save_results, start, wait_ready
 from service.storage.redis import free_port
 
 # vLLM CPU's own settings (vllm/utils/ompmultiprocessing.py): "auto" binds the worker's OpenMP threads to the
@@ -94,9 +92,7 @@ def main(starts: int) -> None:
         ratio = med["two_cores"][key] / med["one_core"][key]
         print(f"{key:26} one core {med['one_core'][key]:8.2f}  two cores {med['two_cores'][key]:8.2f}  "
               f"ratio {ratio:.2f}")  # fmt: skip
-    out = PROJECT_ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "engine_cores.json").write_text(json.dumps({"configs": CONFIGS, "runs": results, "medians": med}, indent=2))
+    save_results("engine_cores", {"configs": CONFIGS, "runs": results, "medians": med})
 
 
 if __name__ == "__main__":

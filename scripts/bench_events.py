@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ import orjson
 
 from service.auctions.mapping import impression_event
 from service.data import catalog
+from service.devtools.bench import save_results
 from service.engine.base import Generation, Sample, SamplingRequest
 from service.events.log import IMPRESSIONS, EventLog
 from service.events.spool import Spool
@@ -34,7 +34,6 @@ from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import build_prompt
 from service.mechanism.types import Ad, AuctionContext
-from service.settings import PROJECT_ROOT
 from service.storage.redis import RedisServer, client, find_redis_server
 
 
@@ -124,10 +123,8 @@ async def main(n: int, runs: int) -> None:
     print(f"(c) EventLog end to end:          {med['event_log']:>8.0f} events/s = {ratio:.2f}× (b)  [target ≥ 0.85;"
           f" per round {min(ratios):.2f}–{max(ratios):.2f}]")  # fmt: skip
     print(f"    emit() on the request path:   {med['emit_us']:>8.1f} µs per event (JSON encoding + enqueue)")
-    out = PROJECT_ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
     raw = {"events": n, "mean_bytes": size, "runs": results, "medians": med, "ratio_event_log_to_pipelined": ratio}
-    (out / "events.json").write_text(json.dumps(raw, indent=2))
+    save_results("events", raw)
 
 
 if __name__ == "__main__":

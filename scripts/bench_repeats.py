@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import random
 import secrets
@@ -29,9 +28,8 @@ from typing import Any
 import httpx
 
 from service.data import catalog_context, request_body
-from service.devtools.bench import start, wait_ready
+from service.devtools.bench import save_results, start, wait_ready
 from service.mechanism.types import AuctionContext
-from service.settings import PROJECT_ROOT
 from service.storage.redis import free_port
 
 REPEAT_SHARE = 0.3
@@ -103,10 +101,7 @@ def main(n: int, rounds: int) -> None:
     print(
         f"bid-blind ÷ bids in the prompt, auctions/s: {med['bid_blind']['per_s'] / med['bids_in_prompt']['per_s']:.2f}"
     )
-    out = PROJECT_ROOT / "var" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    raw = {"repeat_share": REPEAT_SHARE, "runs": results, "medians": med}
-    (out / "repeats.json").write_text(json.dumps(raw, indent=2))
+    save_results("repeats", {"repeat_share": REPEAT_SHARE, "runs": results, "medians": med})
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -90,3 +91,14 @@ async def generated_tokens(http: httpx.AsyncClient) -> float:
 
 def metric(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+BENCH_DIR = PROJECT_ROOT / "var" / "bench"
+
+
+def save_results(name: str, data: dict[str, Any]) -> Path:
+    """A benchmark's raw results as ``var/bench/<name>.json`` (what ``scripts/plot_bench.py`` reads)."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
