@@ -6,9 +6,11 @@
 3. cache-hit auctions per second against a trivial FastAPI endpoint taking a body of the same size (the ceiling
    of the web stack here), same client, same concurrency;
 4. scaling: auctions/s and p50/p99 latency at 1, 2, 4, 8 and 16 concurrent clients (fresh contexts);
-5. cost growth: latency against the number of candidate ads (5, 20, 50, 100) and against max_tokens.
+5. cost growth: latency against the number of candidate ads (5, 20, 50, 100) and against max_tokens;
+6. saturation: auctions/s of the whole service (HTTP app, engine, CTR, selection, events) against the engine
+   alone at the same concurrency (8), fresh contexts, 5 alternating runs, medians.
 
-Parts 1–2 run the engine in this process; parts 3–5 start the service (``python -m service serve``) and talk
+Parts 1–2 and 6 run the engine in this process; parts 3–5 start the service (``python -m service serve``) and talk
 to it over HTTP on loopback. Results also go to var/bench/results.json.
 
     .venv/bin/python scripts/benchmarks.py [--quick]
@@ -38,7 +40,7 @@ from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import free_port
 
 RESULTS: dict[str, Any] = {}
-PARTS: set[int] = {1, 2, 3, 4, 5}
+PARTS: set[int] = {1, 2, 3, 4, 5, 6}
 
 
 # -- 1 and 2: in-process --------------------------------------------------------------------------------------
@@ -94,6 +96,57 @@ async def generation_and_overhead(quick: bool) -> None:
             f"median auction {statistics.median(e2e):.2f} s, engine alone {statistics.median(alone):.2f} s, "
             f"service work outside generation {statistics.median(in_app):.1f} ms ({share:.2f} % of the engine time)"
         )
+
+
+async def saturation(quick: bool, clients: int = 8, runs: int = 5) -> None:
+    """Part 6: the service's auctions/s at saturation ÷ the engine's own requests/s for the same prompts and
+    sampling (K=4, 32 tokens), both at ``clients`` concurrent requests, fresh contexts (sample cache off). The
+    engine arm tokenizes with the service's own ``prepare`` (the same token ids), then calls the engine."""
+    settings = Settings(secret_key=secrets.token_urlsafe(32), environment="test", sample_cache_ttl_s=0,
+                        rate_limit_per_minute=0, max_auctions_in_flight=64)  # fmt: skip
+    app = create_app(settings)
+    async with running(app) as state:
+        engine: Engine = state["engine"]
+        service = state["auctions"]
+        n = clients if quick else 2 * clients
+        rates: dict[str, list[float]] = {"service": [], "engine": []}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b", timeout=600) as http:
+
+            async def through_service(body: dict[str, Any], request_id: str) -> None:
+                (await http.post("/v1/auctions", json=body)).raise_for_status()
+
+            async def engine_alone(body: dict[str, Any], request_id: str) -> None:
+                prepared = service.prepare(AuctionRequest.model_validate(body), request_id)
+                await engine.generate(prepared.token_ids, prepared.sampling, request_id)
+
+            arms = {"service": through_service, "engine": engine_alone}
+
+            async def run(name: str, seed: int) -> float:
+                gate = asyncio.Semaphore(clients)
+
+                async def one(j: int) -> None:
+                    async with gate:
+                        await arms[name](body_for(j, samples=4, max_tokens=32, seed=seed + j), f"sat-{seed + j}")
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(j) for j in range(n)))
+                return n / (time.perf_counter() - t0)
+
+            await run("service", 89_000)  # warm-up, not counted
+            print(f"\n6. Saturation: the service vs the engine alone ({clients} concurrent, {n} fresh contexts a run, "
+                  f"K=4, 32 tokens, alternating runs)")  # fmt: skip
+            seed = 90_000
+            for i in range(runs if not quick else 2):
+                for name in ("service", "engine") if i % 2 == 0 else ("engine", "service"):
+                    rates[name].append(await run(name, seed))
+                    seed += n
+        ratio = statistics.median(rates["service"]) / statistics.median(rates["engine"])
+        per_run = [s / e for s, e in zip(rates["service"], rates["engine"], strict=True)]
+        RESULTS["saturation"] = {"clients": clients, "contexts_per_run": n, "rates": rates, "ratio": ratio,
+                                 "per_run_ratios": per_run}  # fmt: skip
+        print(f"service {statistics.median(rates['service']):.2f} auctions/s, engine alone "
+              f"{statistics.median(rates['engine']):.2f} requests/s: ratio {ratio:.2f} (target ≥ 0.95; runs "
+              f"{min(per_run):.2f}–{max(per_run):.2f})")  # fmt: skip
 
 
 # -- 3 to 5: over HTTP --------------------------------------------------------------------------------------------
@@ -207,7 +260,7 @@ async def over_http(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer points, for a smoke run")
-    parser.add_argument("--parts", default="1,2,3,4,5", help="which parts to run, e.g. 3 (cache hits alone)")
+    parser.add_argument("--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 3 (cache hits alone)")
     args = parser.parse_args()
     quick = args.quick
     PARTS.clear()
@@ -217,6 +270,8 @@ if __name__ == "__main__":
         asyncio.run(generation_and_overhead(quick))
     if PARTS & {3, 4, 5}:
         asyncio.run(over_http(quick))
+    if 6 in PARTS:
+        asyncio.run(saturation(quick))
     out = PROJECT_ROOT / "var" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"

@@ -28,6 +28,8 @@ def ratios() -> list[tuple[str, float, float | None]]:
     if results and "cache_hits" in results:
         hits = results["cache_hits"]
         out.append(("cache-hit auction ÷ trivial FastAPI", hits["auction_rps"] / hits["trivial_rps"], 0.8))
+    if results and "saturation" in results:
+        out.append(("service at saturation ÷ engine alone", results["saturation"]["ratio"], 0.95))
     events = _load("events.json")
     if events:
         out.append(("EventLog ÷ pipelined XADD", events["ratio_event_log_to_pipelined"], 0.85))

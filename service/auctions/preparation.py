@@ -10,6 +10,7 @@ from service.auctions.mapping import to_context
 from service.auctions.schemas import AuctionRequest
 from service.engine.base import Engine, SamplingRequest
 from service.errors import InvalidRequest
+from service.mechanism import relevance
 from service.mechanism.auction import MechanismRule
 from service.mechanism.payments import PaymentRule
 from service.mechanism.prompt import Prompt, build_prompt
@@ -31,6 +32,7 @@ class Prepared:
     rule: MechanismRule
     bids_in_prompt: bool
     curve_bids: tuple[float, ...] | None
+    user_click_rate: float  # the user's history before this auction (controls' snapshot): a CTR feature
 
 
 def sampling_for(request: AuctionRequest, settings: Settings) -> SamplingRequest:
@@ -58,7 +60,12 @@ def rule_for(request: AuctionRequest, settings: Settings) -> MechanismRule:
 
 
 def prepare(
-    request: AuctionRequest, auction_id: str, engine: Engine, settings: Settings, context: AuctionContext | None = None
+    request: AuctionRequest,
+    auction_id: str,
+    engine: Engine,
+    settings: Settings,
+    context: AuctionContext | None = None,
+    user_click_rate: float = relevance.user_click_rate(0, 0),
 ) -> Prepared:
     """``context``: the request's, with only its eligible ads (the controls ran first); raises ``InvalidRequest``
     when the prompt does not fit the model with ``max_tokens`` to spare."""
@@ -85,4 +92,5 @@ def prepare(
         rule=rule_for(request, settings),
         bids_in_prompt=bids_in_prompt,
         curve_bids=tuple(request.options.allocation_curve) if request.options.allocation_curve is not None else None,
+        user_click_rate=user_click_rate,
     )

@@ -32,8 +32,8 @@ from service.mechanism.payments import PaymentRule, first_price
 from service.mechanism.relevance import Relevance
 from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
-from service.models.relevance import cheap as relevance_is_cheap
 from service.models.relevance import score as score_relevance
+from service.models.relevance import score_cached as score_relevance_cached
 from service.observability import log_context, metrics
 from service.observability.timing import StageClock
 from service.settings import Settings
@@ -70,8 +70,16 @@ class AuctionService:
     def model_name(self) -> str:
         return self.engine.model_name
 
-    def prepare(self, request: AuctionRequest, auction_id: str, context: AuctionContext | None = None) -> Prepared:
-        return prepare(request, auction_id, self.engine, self.settings, context)
+    def prepare(
+        self,
+        request: AuctionRequest,
+        auction_id: str,
+        context: AuctionContext | None = None,
+        decision: Decision | None = None,
+    ) -> Prepared:
+        if decision is None:
+            return prepare(request, auction_id, self.engine, self.settings, context)
+        return prepare(request, auction_id, self.engine, self.settings, context, decision.user_click_rate)
 
     async def eligible(self, request: AuctionRequest) -> tuple[AuctionContext, Decision]:
         """The request's context with special-category profile fields left out and only the ads that may run."""
@@ -88,7 +96,9 @@ class AuctionService:
         exposed = set(outcome.served.exposed)
         ads = [ad for ad in prepared.context.ads if ad.id in exposed]
         if ads:
-            self.samples.in_background(self.controls.count_impression(prepared.context, ads, decision.configs))
+            self.samples.in_background(
+                self.controls.count_impression(prepared.context, ads, decision.configs, prepared.auction_id)
+            )
 
     async def run(self, request: AuctionRequest, auction_id: str, request_id: str | None = None) -> AuctionResponse:
         log_context.auction_id.set(auction_id)
@@ -112,7 +122,7 @@ class AuctionService:
         clock = StageClock()
         context, decision = await self.eligible(request)
         clock.lap("eligibility")
-        prepared = self.prepare(request, auction_id, context)
+        prepared = self.prepare(request, auction_id, context, decision)
         clock.lap("prompt")
         hit = await self.samples.cached(prepared)
         clock.lap("cache")
@@ -140,10 +150,10 @@ class AuctionService:
         event loop), then run the pure mechanism."""
         texts = [s.text for s in generation.samples]
         exposures = auction.parse_samples(prepared.context, texts, [s.finish_reason for s in generation.samples])
-        if relevance_is_cheap(self.encoder, prepared.context, exposures):
-            relevance = score_relevance(self.encoder, prepared.context, exposures)
-        else:
+        relevance = score_relevance_cached(self.encoder, prepared.context, exposures)
+        if relevance is None:
             relevance = await asyncio.to_thread(score_relevance, self.encoder, prepared.context, exposures)
+        relevance = dataclasses.replace(relevance, user=prepared.user_click_rate)
         if clock is not None:
             clock.lap("ctr")
         return self._run_mechanism(prepared, texts, exposures, relevance)
@@ -153,7 +163,9 @@ class AuctionService:
         cancelled, where nothing can be awaited any more (a few ms of blocking on a rare path)."""
         texts = [s.text for s in generation.samples]
         exposures = auction.parse_samples(prepared.context, texts, [s.finish_reason for s in generation.samples])
-        relevance = score_relevance(self.encoder, prepared.context, exposures)
+        relevance = dataclasses.replace(
+            score_relevance(self.encoder, prepared.context, exposures), user=prepared.user_click_rate
+        )
         return self._run_mechanism(prepared, texts, exposures, relevance)
 
     def _run_mechanism(

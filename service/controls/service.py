@@ -20,6 +20,7 @@ from service.controls.store import AdvertiserConfig, Charge, ControlStore, day_f
 from service.controls.topics import TopicGate
 from service.data import ad_category, query_category
 from service.mechanism.eligibility import Facts, Reason, Verdict, advertiser_key, decide
+from service.mechanism.relevance import user_click_rate
 from service.mechanism.types import Ad, AuctionContext
 from service.observability import metrics
 
@@ -40,6 +41,7 @@ class Decision:
     verdict: Verdict
     topic: str | None
     configs: dict[str, AdvertiserConfig]
+    user_click_rate: float = user_click_rate(0, 0)  # the prior when the history is unavailable
 
 
 class Controls:
@@ -95,10 +97,11 @@ class Controls:
         verdict = decide(context.ads, context.profile, facts)
         for _, reason in verdict.ineligible:
             metrics.INELIGIBLE_ADS.labels(reason.value).inc()
-        return Decision(verdict, facts.sensitive_topic, dict(snapshot.configs))
+        rate = user_click_rate(snapshot.user_shown, snapshot.user_clicked)
+        return Decision(verdict, facts.sensitive_topic, dict(snapshot.configs), rate)
 
     async def count_impression(
-        self, context: AuctionContext, shown: Sequence[Ad], configs: dict[str, AdvertiserConfig]
+        self, context: AuctionContext, shown: Sequence[Ad], configs: dict[str, AdvertiserConfig], auction_id: str
     ) -> None:
         """The served answer showed these ads to this user: count them against the caps (background work)."""
         entries = []
@@ -109,7 +112,7 @@ class Controls:
             )
             entries.append((ad.id, advertiser_key(ad), window))
         try:
-            await self.store.count_impression(context.user_id, entries)
+            await self.store.count_impression(context.user_id, entries, auction_id)
         except RedisError:
             metrics.REDIS_ERRORS.labels("controls_count").inc()
 

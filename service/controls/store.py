@@ -8,7 +8,11 @@ Keys (all under the service's Redis database):
 - ``spend:{advertiser}:total``         all billed spend;
 - ``billed:{auction}:{ad}``            a click already billed (a click is charged once per auction and ad);
 - ``fcap:{user}:ad:{ad}`` / ``fcap:{user}:adv:{advertiser}``  impressions in the current window (expire with it);
-- ``publisher:blocked``                set of ad categories no auction shows (the admin API; requests add their own).
+- ``publisher:blocked``                set of ad categories no auction shows (the admin API; requests add their own);
+- ``uhist:{user}``                     hash ``shown`` / ``clicked``: ads shown to the user and their first clicks (the
+                                       CTR model's ``user_click_rate``; expires 30 days after the last impression);
+- ``auser:{auction}``                  the auction's user, for the click to find its history (expires with the
+                                       click window); ``uclick:{auction}:{ad}``: that click was counted once.
 
 Billing a click is one Lua script (``CHARGE``): it refuses when the click was billed already or the budget is spent,
 else adds the price to today's and the total spend. A click is charged only while spend < budget, so spend never
@@ -31,6 +35,12 @@ from service.mechanism.eligibility import AdvertiserState
 DAY_TTL_S = 3 * 24 * 3600
 
 CHARGE = """
+if redis.call('SET', KEYS[5], '1', 'NX', 'EX', tonumber(ARGV[3])) then
+  local user = redis.call('GET', KEYS[6])
+  -- the history key is derived here (a standalone Redis, as the service deploys; Redis Cluster would need
+  -- the user in a hash tag of KEYS[6])
+  if user then redis.call('HINCRBY', 'uhist:' .. user, 'clicked', 1) end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 'duplicate'} end
 local price = tonumber(ARGV[1])
 local daily = tonumber(redis.call('HGET', KEYS[4], 'daily_budget') or '')
@@ -47,12 +57,17 @@ return {1, 'billed'}
 """
 
 COUNT_IMPRESSION = """
-for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, tonumber(ARGV[i])) end
+local caps = #KEYS - 2
+for i = 1, caps do
+  local n = redis.call('INCR', KEYS[i])
+  if n == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[i])) end
 end
-return #KEYS
+redis.call('HINCRBY', KEYS[caps + 1], 'shown', tonumber(ARGV[caps + 1]))
+redis.call('EXPIRE', KEYS[caps + 1], tonumber(ARGV[caps + 2]))
+redis.call('SET', KEYS[caps + 2], ARGV[caps + 3], 'EX', tonumber(ARGV[caps + 4]))
+return caps
 """
+HISTORY_TTL_S = 30 * 24 * 3600
 
 
 def today(now: float | None = None) -> str:
@@ -127,6 +142,8 @@ class Snapshot:
     ad_counts: Mapping[str, int]
     advertiser_counts: Mapping[str, int]
     blocked: frozenset[str]
+    user_shown: int = 0  # ads shown to this user so far, and their first clicks (``uhist:{user}``)
+    user_clicked: int = 0
 
 
 class ControlStore:
@@ -169,6 +186,7 @@ class ControlStore:
             for adv in unique:
                 pipe.get(f"fcap:{user}:adv:{adv}")
             pipe.smembers("publisher:blocked")
+            pipe.hmget(f"uhist:{user}", ["shown", "clicked"])
             results: list[Any] = await pipe.execute()
         configs, states = {}, {}
         for i, adv in enumerate(unique):
@@ -185,24 +203,28 @@ class ControlStore:
         ad_counts = {ad_id: int(results[offset + j] or 0) for j, ad_id in enumerate(user_ads)}
         offset += len(user_ads)
         adv_counts = {adv: int(results[offset + j] or 0) for j, adv in enumerate(unique)}
-        blocked = frozenset(m.decode() if isinstance(m, bytes) else m for m in results[-1])
-        return Snapshot(configs, states, ad_counts, adv_counts, blocked)
+        blocked = frozenset(m.decode() if isinstance(m, bytes) else m for m in results[-2])
+        shown, clicked = (int(v or 0) for v in results[-1])
+        return Snapshot(configs, states, ad_counts, adv_counts, blocked, shown, clicked)
 
-    async def count_impression(self, user: str, shown: Sequence[tuple[str, str, int]]) -> None:
-        """Count one impression of each shown (ad id, advertiser, window seconds) for ``user``."""
+    async def count_impression(self, user: str, shown: Sequence[tuple[str, str, int]], auction_id: str) -> None:
+        """Count one impression of each shown (ad id, advertiser, window seconds) for ``user``: against the caps,
+        in the user's click history, and remember the auction's user for its clicks. One script call."""
         keys: list[str] = []
-        windows: list[int] = []
+        args: list[int | str] = []
         for ad_id, adv, window in shown:
             keys += [f"fcap:{user}:ad:{ad_id}", f"fcap:{user}:adv:{adv}"]
-            windows += [window, window]
+            args += [window, window]
         if keys:
-            await self._count(keys=keys, args=windows)
+            keys += [f"uhist:{user}", f"auser:{auction_id}"]
+            args += [len(shown), HISTORY_TTL_S, user, self._click_ttl_s]
+            await self._count(keys=keys, args=args)
 
     async def charge(self, auction_id: str, ad_id: str, advertiser: str, price: float) -> Charge:
         day = today()
         billed, reason = await self._charge(
             keys=[f"billed:{auction_id}:{ad_id}", f"spend:{advertiser}:{day}", f"spend:{advertiser}:total",
-                  f"adv:{advertiser}"],
+                  f"adv:{advertiser}", f"uclick:{auction_id}:{ad_id}", f"auser:{auction_id}"],
             args=[repr(float(price)), DAY_TTL_S, self._click_ttl_s],
         )  # fmt: skip
         return Charge(bool(billed), reason.decode() if isinstance(reason, bytes) else str(reason))

@@ -35,3 +35,25 @@ def sample_objective(
     """``exposed_ctrs[i]`` is ``ctr_i·1(a_i ∈ y)`` (0 for ads the response does not expose)."""
     value = math.fsum(b * c for b, c in zip(bids, exposed_ctrs, strict=True))
     return value - weights.lam * response_penalty(n_ads, n_format_errors, weights)
+
+
+REFERENCE_BID = 100.0  # the top of the catalogue's bid range: value-scaled weights are stated at this bid
+
+
+def value_scale(bids: Sequence[float], reference_bid: float = REFERENCE_BID) -> float:
+    """``s = max_i b_i / reference_bid``: the context's value scale (1 when its top bid is the reference)."""
+    return max(bids, default=reference_bid) / reference_bid
+
+
+def value_scaled(
+    weights: ObjectiveWeights, bids: Sequence[float], reference_bid: float = REFERENCE_BID
+) -> ObjectiveWeights:
+    """The penalties on the context's value scale (issue 16): ``ad_penalty·s`` and ``format_error_penalty·s``.
+
+    Why: an ad is worth ``b_i·ctr_i`` — up to ``max_i b_i`` — so a fixed penalty is huge in a low-bid context and
+    negligible in a high-bid one. With the training loop's weights (ad 1, format error 100 at the reference bid
+    100) a format error costs ``max_i b_i``, a sure click on the best bid: more than any ad's value (ctr ≤ 1),
+    so a broken marker always loses, while a relevant ad at a high bid (80 × 0.15 = 12 against an ad cost of
+    0.8) is always worth more than no ad."""
+    scale = value_scale(bids, reference_bid)
+    return ObjectiveWeights(weights.lam, weights.ad_penalty * scale, weights.format_error_penalty * scale)

@@ -1,5 +1,6 @@
 """What the CTR model knows about an ad's relevance: cosine similarities of the ad's text to the query, to the user's
-profile and to the words around its marker in the response (paper §4.1.1: the pCTR model embeds query and
+profile and to the words around its marker in the response, of the query to the ad's topic (its category's
+centroid), and of the words around the marker to the query (paper §4.1.1: the pCTR model embeds query and
 response with a frozen text encoder). The similarities are computed outside the mechanism, by the sentence
 encoder (``service.models.encoder``); this module only says which texts are compared, so it stays pure.
 """
@@ -15,6 +16,15 @@ from service.mechanism.exposure import MARKER_RE, Exposure
 from service.mechanism.types import Ad
 
 WINDOW_CHARS = 160  # each side of an ad's first marker: about one sentence of the answer
+# The user's click history, smoothed towards a prior rate of 0.1 with the weight of 10 exposures:
+# ``(clicks + 1) / (exposures + 10)``; a user never seen is at the prior.
+USER_PRIOR_CLICKS, USER_PRIOR_EXPOSURES = 1.0, 10.0
+
+
+def user_click_rate(exposures: int, clicks: int) -> float:
+    """The user's smoothed click rate on the ads shown to them so far (the paper's pCTR model feeds a user
+    embedding; at our scale the user's own history is the feature that carries their click-happiness)."""
+    return (clicks + USER_PRIOR_CLICKS) / (exposures + USER_PRIOR_EXPOSURES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +32,12 @@ class Relevance:
     query: Mapping[str, float] = field(default_factory=dict)  # ad id → sim(ad, query)
     profile: Mapping[str, float] = field(default_factory=dict)  # ad id → sim(ad, profile)
     around: Mapping[tuple[int, str], float] = field(default_factory=dict)  # (sample, ad id) → sim(ad, its window)
+    # ad id → sim(query, centroid of the ad's category): is the question about what the ad sells, beyond its title
+    topic: Mapping[str, float] = field(default_factory=dict)
+    # (sample, ad id) → sim(the ad's window, query): is the ad woven into the answer or bolted on
+    native: Mapping[tuple[int, str], float] = field(default_factory=dict)
+    # the user's smoothed click rate before this auction (``user_click_rate``; the prior for an unknown user)
+    user: float = USER_PRIOR_CLICKS / USER_PRIOR_EXPOSURES
 
 
 NO_RELEVANCE = Relevance()
@@ -78,6 +94,9 @@ def to_dict(relevance: Relevance) -> dict[str, Any]:
         "query": dict(relevance.query),
         "profile": dict(relevance.profile),
         "around": [[k, ad_id, value] for (k, ad_id), value in relevance.around.items()],
+        "topic": dict(relevance.topic),
+        "native": [[k, ad_id, value] for (k, ad_id), value in relevance.native.items()],
+        "user": relevance.user,
     }
 
 
@@ -88,4 +107,8 @@ def from_dict(data: Mapping[str, Any] | None) -> Relevance:
         query={str(k): float(v) for k, v in data.get("query", {}).items()},
         profile={str(k): float(v) for k, v in data.get("profile", {}).items()},
         around={(int(k), str(ad_id)): float(v) for k, ad_id, v in data.get("around", [])},
+        # absent in impressions logged before round 2's topic features: 0, as the CTR model reads a missing value
+        topic={str(k): float(v) for k, v in data.get("topic", {}).items()},
+        native={(int(k), str(ad_id)): float(v) for k, ad_id, v in data.get("native", [])},
+        user=float(data.get("user", USER_PRIOR_CLICKS / USER_PRIOR_EXPOSURES)),
     )

@@ -115,6 +115,15 @@ class Encoder:
         with self._lock:
             return text in self._cache
 
-    def all_cached(self, texts: Sequence[str]) -> bool:
+    def cached_vectors(self, texts: Sequence[str]) -> list[Vector] | None:
+        """The vectors of ``texts`` when every one is cached (no model call: cheap enough for the event loop),
+        else None."""
         with self._lock:
-            return all(t in self._cache for t in texts)
+            out = []
+            for text in texts:
+                vector = self._cache.get(text)
+                if vector is None:
+                    return None
+                self._cache.move_to_end(text)
+                out.append(vector)
+            return out

@@ -10,6 +10,7 @@ from pathlib import Path
 from service.models import registry
 from service.models.encoder import Encoder, prepare_encoder
 from service.models.gguf import prepare_default_model
+from service.models.relevance import warm_topics
 from service.settings import DEFAULT_ENCODER_DIR, DEFAULT_MODEL_DIR, Settings
 
 
@@ -52,4 +53,8 @@ def open_encoder(settings: Settings) -> Encoder:
     missing or corrupt folder is a start-up error (``EncoderError``), never a silent fallback."""
     if settings.encoder_dir == DEFAULT_ENCODER_DIR:
         prepare_encoder(DEFAULT_ENCODER_DIR)
-    return Encoder(settings.encoder_dir, settings.encoder_cache_size, settings.encoder_device, settings.encoder_dtype)
+    encoder = Encoder(
+        settings.encoder_dir, settings.encoder_cache_size, settings.encoder_device, settings.encoder_dtype
+    )
+    warm_topics(encoder)
+    return encoder

@@ -71,6 +71,19 @@ def draw_context(
 ) -> CatalogContext:
     data = data or catalog()
     query = rng.choice(split_queries(split, data))
+    return context_for(rng, query, n_relevant=n_relevant, n_other=n_other, data=data)
+
+
+def context_for(
+    rng: random.Random,
+    query: Mapping[str, Any],
+    *,
+    n_relevant: int = 2,
+    n_other: int = 2,
+    data: Mapping[str, Any] | None = None,
+) -> CatalogContext:
+    """A context for one question (``{"id", "category", "query"}``): the catalogue's ads and a profile, fresh bids."""
+    data = data or catalog()
     ads = _ads(data)
     relevant = [a for a in ads if ad_category(a) == query["category"]]
     others = [a for a in ads if ad_category(a) != query["category"]]

@@ -116,14 +116,15 @@ def irpo(
         str | None, typer.Option("--from", help="Continue from this registered version (no warm start)")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Version names: <prefix>-r<round>")] = "irpo",
-    sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 192,
-    sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: one epoch)")] = -1,
+    sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 256,
+    sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,
+    sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: all epochs)")] = -1,
     contexts: Annotated[int, typer.Option(min=1, help="Auctions per round")] = 96,
     samples: Annotated[int, typer.Option(min=2, max=16, help="K samples per auction")] = 8,
     max_tokens: Annotated[int, typer.Option(min=8, help="Tokens per sample")] = 96,
     delta: Annotated[
-        float, typer.Option(help="DPO pair threshold δ, objective units (paper: 10 on a ~100× larger scale)")
-    ] = 1.0,
+        float, typer.Option(help="DPO pair threshold δ at the reference bid 100, scaled by each context's top bid")
+    ] = 2.0,
     max_pairs: Annotated[int, typer.Option(min=1, help="DPO pairs per round (seeded subsample)")] = 80,
     dpo_max_steps: Annotated[int, typer.Option(help="Cap DPO steps per round (-1: one epoch)")] = -1,
     beta: Annotated[float, typer.Option(help="DPO β (paper: 0.1)")] = 0.1,
@@ -151,7 +152,7 @@ def irpo(
         prefix=prefix,
         rounds=rounds,
         sft_examples=sft_examples,
-        sft=dataclasses.replace(defaults.sft, max_steps=sft_max_steps),
+        sft=dataclasses.replace(defaults.sft, epochs=sft_epochs, max_steps=sft_max_steps),
         contexts_per_round=contexts,
         samples=samples,
         max_tokens=max_tokens,

@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
-from service.mechanism.objective import ObjectiveWeights, sample_objective
+from service.mechanism.objective import ObjectiveWeights, sample_objective, value_scale, value_scaled
 from service.mechanism.prompt import PROMPT_VERSION, build_messages
 from service.mechanism.relevance import from_dict as relevance_from_dict
 from service.mechanism.types import AuctionContext
@@ -55,9 +56,14 @@ def ctr_rows(impression: Mapping[str, Any], clicked_ad_ids: set[str]) -> list[di
     return rows
 
 
-def sample_objectives(impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights) -> list[float]:
+def sample_objectives(
+    impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights, scaled: bool = False
+) -> list[float]:
+    """The objective of each logged sample; ``scaled``: penalties on the context's value scale (``value_scaled``)."""
     context = context_of(impression)
     bids = [ad.bid for ad in context.ads]
+    if scaled:
+        weights = value_scaled(weights, bids)
     relevance = relevance_from_dict(impression.get("relevance"))
     out = []
     for k, sample in enumerate(impression["samples"]):
@@ -68,18 +74,33 @@ def sample_objectives(impression: Mapping[str, Any], ctr_model: CTRModel, weight
 
 
 def dpo_pairs(
-    impression: Mapping[str, Any], ctr_model: CTRModel, weights: ObjectiveWeights, delta: float
+    impression: Mapping[str, Any],
+    ctr_model: CTRModel,
+    weights: ObjectiveWeights,
+    delta: float,
+    *,
+    scaled: bool = False,
+    per_context: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Best sample vs every sample more than ``delta`` below it; [] when the prompt version is not ours."""
+    """Best sample vs every sample more than ``delta`` below it; [] when the prompt version is not ours.
+
+    ``scaled``: penalties and δ on the context's value scale (``value_scaled``; δ·s), so that one threshold
+    means the same in a context whose top bid is 5 and in one whose top bid is 100. ``per_context``: at most
+    that many pairs per context (the rejected samples drawn seeded by the auction id), so that a context with
+    many broken samples does not outweigh the others in the round's pairs."""
     if impression.get("prompt_version") != PROMPT_VERSION:
         return []
     samples = impression["samples"]
-    scores = sample_objectives(impression, ctr_model, weights)
+    scores = sample_objectives(impression, ctr_model, weights, scaled)
+    if scaled:
+        delta *= value_scale([ad.bid for ad in context_of(impression).ads])
     best = max(range(len(samples)), key=lambda i: scores[i])
+    rejected = [i for i in range(len(samples)) if scores[best] - scores[i] > delta]
+    if per_context is not None and len(rejected) > per_context:
+        rejected = sorted(random.Random(str(impression.get("auction_id"))).sample(rejected, per_context))
     prompt = [dict(m) for m in build_messages(context_of(impression))]
     chosen = [{"role": "assistant", "content": samples[best]["text"]}]
     return [
         {"prompt": prompt, "chosen": chosen, "rejected": [{"role": "assistant", "content": samples[i]["text"]}]}
-        for i in range(len(samples))
-        if scores[best] - scores[i] > delta
+        for i in rejected
     ]

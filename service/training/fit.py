@@ -111,12 +111,34 @@ def _scores(y: Sequence[int], p: Sequence[float], groups: Sequence[str]) -> dict
     }
 
 
+def _logistic(x: Any, y: Any, weights: Any) -> tuple[float, Any]:
+    """L2 logistic regression (C = 1) on standardised features, returned on the raw scale (intercept, coefficients).
+
+    Why standardise: the similarities live in ≈ [−0.1, 0.5] and the user's rate in ≈ [0.05, 0.4], so an L2
+    penalty on raw coefficients shrinks exactly the informative ones (a cosine's coefficient must be ≈ 5–10 to
+    matter); measured on 329 logged rows, C = 1 on raw features lost 0.02 of held-out AUC against C ≥ 10."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y, sample_weight=weights)
+    coefficients = model.coef_[0] / scale
+    return float(model.intercept_[0] - float(np.dot(coefficients, mean))), coefficients
+
+
+def _predict(fitted: tuple[float, Any], x: Any) -> Any:
+    import numpy as np
+
+    intercept, coefficients = fitted
+    return 1.0 / (1.0 + np.exp(-(intercept + x @ coefficients)))
+
+
 def fit_ctr(
     rows: list[dict[str, Any]], version: str | None = None, parent: CTRModel = DEFAULT_CTR_MODEL
 ) -> tuple[LogisticCTRModel, dict[str, Any]]:
     """The logistic model fitted on all rows, and the report (cross-validated comparison, data facts)."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
     if not rows:
@@ -137,10 +159,10 @@ def fit_ctr(
         train, test = folds != k, folds == k
         if not test.any() or len(set(y_arr[train].tolist())) < 2:
             continue
-        weighted = LogisticRegression(C=1.0, max_iter=2000).fit(x_all[train], y_arr[train], sample_weight=w_all[train])
-        out_of_fold["logistic"][test] = weighted.predict_proba(x_all[test])[:, 1]
-        plain = LogisticRegression(C=1.0, max_iter=2000).fit(x_all[train], y_arr[train])
-        out_of_fold["logistic_unweighted"][test] = plain.predict_proba(x_all[test])[:, 1]
+        weighted = _logistic(x_all[train], y_arr[train], w_all[train])
+        out_of_fold["logistic"][test] = _predict(weighted, x_all[test])
+        plain = _logistic(x_all[train], y_arr[train], None)
+        out_of_fold["logistic_unweighted"][test] = _predict(plain, x_all[test])
         # sklearn's MLP takes no sample weights: unweighted (stated in the report)
         mlp = MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, max_iter=600, random_state=0)
         out_of_fold["mlp"][test] = mlp.fit(x_all[train], y_arr[train]).predict_proba(x_all[test])[:, 1]
@@ -148,13 +170,13 @@ def fit_ctr(
     groups = [str(row.get("auction_id", i)) for i, row in enumerate(rows)]
     candidates = {name: _scores(y_all, p.tolist(), groups) for name, p in out_of_fold.items()}
 
-    regression = LogisticRegression(C=1.0, max_iter=2000).fit(x_all, y_all, sample_weight=w_all)
+    intercept, coefficients = _logistic(x_all, y_arr, w_all)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:8]
     version = version or f"ctr-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest}"
     model = LogisticCTRModel(
         version=version,
-        intercept=float(regression.intercept_[0]),
-        coefficients={name: float(c) for name, c in zip(FEATURE_NAMES, regression.coef_[0], strict=True)},
+        intercept=intercept,
+        coefficients={name: float(c) for name, c in zip(FEATURE_NAMES, coefficients, strict=True)},
     )
     fitted, old = candidates["logistic"], candidates["parent"]
     info = {

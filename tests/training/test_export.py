@@ -31,7 +31,7 @@ from service.mechanism.types import Ad, AuctionContext
 from service.models.ctr_artifact import load_ctr_model
 from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import RedisServer
-from service.training.dataset import sample_objectives
+from service.training.dataset import dpo_pairs, sample_objectives
 from service.training.export import export
 
 T = 1_800_000_000.0
@@ -162,6 +162,32 @@ async def test_dpo_pairs_best_against_every_sample_more_than_delta_below(redis: 
     assert report.dpo_contexts == 1
 
 
+def test_dpo_pairs_on_the_value_scale_and_capped_per_context() -> None:
+    """Issue 16: penalties and δ scaled by the context's top bid; at most ``per_context`` pairs, drawn seeded."""
+    samples = [
+        "Get @ArchGuard Stability Runner@[Ad-1] for flat feet.",  # high bid, relevant
+        "Look for arch support.",  # no ad
+        "Try @Nike Air@[Ad-999] and [Ad-3].",  # two format errors
+        "Try [Ad-1] now.",  # a format error
+        "@BrewMaster Burr Grinder@[Ad-3] makes coffee.",  # irrelevant ad
+    ]
+    imp = impression("E", T, samples, None)
+    weights = ObjectiveWeights(1.0, 1.0, 100.0)
+    scale = max(ad.bid for ad in CONTEXT.ads) / 100.0
+    scores = sample_objectives(imp, DEFAULT_CTR_MODEL, weights, scaled=True)
+    best = max(range(len(samples)), key=lambda i: scores[i])
+    assert best == 0
+    assert scores[2] < scores[3] < min(scores[1], scores[4])  # every broken marker loses, even to no ad
+    pairs = dpo_pairs(imp, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True)
+    expected = {samples[i] for i in range(len(samples)) if scores[best] - scores[i] > 2.0 * scale}
+    assert {p["rejected"][0]["content"] for p in pairs} == expected
+    assert len(expected) >= 2
+    capped = dpo_pairs(imp, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True, per_context=1)
+    assert len(capped) == 1
+    assert {p["rejected"][0]["content"] for p in capped} <= expected
+    assert capped == dpo_pairs(imp, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True, per_context=1)  # seeded
+
+
 def write_ctr_rows(path: Path, n: int, seed: int, propensity: bool = False) -> None:
     rng = random.Random(seed)
     with path.open("w") as f:
@@ -174,6 +200,9 @@ def write_ctr_rows(path: Path, n: int, seed: int, propensity: bool = False) -> N
                 "context_similarity": rng.uniform(-0.1, 0.4),
                 "position": rng.random(),
                 "extra_ads": 0.0,
+                "topic_similarity": rng.uniform(-0.1, 0.4),
+                "native_similarity": rng.uniform(-0.1, 0.5),
+                "user_click_rate": rng.uniform(0.05, 0.4),
             }
             row = {"auction_id": f"a{i}", "ad_id": "x", "features": features, "clicked": int(clicked)}
             if propensity:

@@ -22,14 +22,29 @@ def test_features_read_the_similarities_of_their_sample(context: AuctionContext)
         query={"Ad-7001": 0.4, "Ad-9001": 0.05},
         profile={"Ad-7001": 0.1, "Ad-9001": 0.3},
         around={(2, "Ad-7001"): 0.5, (2, "Ad-9001"): 0.2, (0, "Ad-7001"): 0.9},
+        topic={"Ad-7001": 0.35, "Ad-9001": 0.01},
+        native={(2, "Ad-7001"): 0.6, (2, "Ad-9001"): 0.15, (0, "Ad-7001"): 0.7},
+        user=0.3,
     )
-    assert features(context, context.ads[0], exposure, relevance, sample=2) == (0.4, 0.1, 0.5, 0.0, 1.0)
+    assert features(context, context.ads[0], exposure, relevance, sample=2) == (
+        0.4,
+        0.1,
+        0.5,
+        0.0,
+        1.0,
+        0.35,
+        0.6,
+        0.3,
+    )
     assert features(context, context.ads[2], exposure, relevance, sample=2) == (
         0.05,
         0.3,
         0.2,
         text.index("@Brew") / len(text),
         1.0,
+        0.01,
+        0.15,
+        0.3,
     )
     with pytest.raises(ValueError, match="not exposed"):
         features(context, context.ads[1], exposure, relevance)
@@ -60,6 +75,6 @@ def test_more_ads_and_later_position_lower_ctr(context: AuctionContext) -> None:
 
 def test_fitted_coefficients_replace_the_default() -> None:
     model = LogisticCTRModel(version="fit-1", intercept=0.0, coefficients={"position": math.log(3)})
-    assert len(FEATURE_NAMES) == 5
-    assert model.predict((0.0, 0.0, 0.0, 0.0, 0.0)) == pytest.approx(0.5)
-    assert model.predict((0.9, 0.9, 0.9, 1.0, 4.0)) == pytest.approx(0.75)
+    assert len(FEATURE_NAMES) == 8
+    assert model.predict((0.0,) * 8) == pytest.approx(0.5)
+    assert model.predict((0.9, 0.9, 0.9, 1.0, 4.0, 0.9, 0.9, 0.2)) == pytest.approx(0.75)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.mechanism.objective import ObjectiveWeights, response_penalty, sample_objective
+from service.mechanism.objective import ObjectiveWeights, response_penalty, sample_objective, value_scaled
 
 
 def test_penalty_is_linear_in_ads_and_errors() -> None:
@@ -27,3 +27,19 @@ def test_clean_sample_beats_same_value_with_format_error() -> None:
 def test_bids_and_ctrs_must_align() -> None:
     with pytest.raises(ValueError, match="shorter"):
         sample_objective([1.0, 2.0], [0.1], 1, 0, ObjectiveWeights())
+
+
+def test_value_scaled_penalties_make_a_broken_marker_lose_and_a_good_ad_win() -> None:
+    """Issue 16's objective, at any bid scale: a format error costs the top bid (more than any ad is worth, since
+    ctr ≤ 1), and a relevant ad at a high bid is worth more than no ad."""
+
+    base = ObjectiveWeights(1.0, 1.0, 100.0)
+    for top in (2.0, 10.0, 50.0, 100.0):
+        bids = [top, top / 2]
+        weights = value_scaled(base, bids)
+        no_ad = sample_objective(bids, [0.0, 0.0], 0, 0, weights)
+        good_ad = sample_objective(bids, [0.15, 0.0], 1, 0, weights)
+        best_possible_with_a_broken_marker = sample_objective(bids, [1.0, 0.0], 1, 1, weights)
+        assert good_ad > no_ad
+        assert best_possible_with_a_broken_marker < no_ad
+        assert weights.format_error_penalty == top  # scaled: a sure click on the top bid

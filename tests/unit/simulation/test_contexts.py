@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 from service.data import ad_category, catalog
 from service.simulation.contexts import (
     BID_RANGE,
@@ -7,8 +9,9 @@ from service.simulation.contexts import (
     draw_contexts,
     split_queries,
     sweep_contexts,
+    with_bid,
 )
-from service.training.warm_start import TIPS, sft_examples
+from service.training.warm_start import corpus, sft_examples, teacher_ad
 
 
 def test_the_query_split_is_disjoint_and_covers_every_category() -> None:
@@ -18,7 +21,12 @@ def test_the_query_split_is_disjoint_and_covers_every_category() -> None:
     assert train | heldout == {q["id"] for q in catalog()["queries"]}
     categories = {q["category"] for q in catalog()["queries"]}
     assert {q["category"] for q in split_queries("heldout")} == categories
-    assert set(TIPS) <= train  # the warm start never sees a held-out question
+    warm = {q["id"] for q in corpus()["queries"]}
+    assert not warm & heldout  # the warm start never sees a held-out question
+    assert not {q["query"] for q in corpus()["queries"]} & {q["query"] for q in split_queries("heldout")}
+    assert train <= warm  # and it answers every training question
+    assert {q["category"] for q in corpus()["queries"]} == categories
+    assert all(q["tips"] for q in corpus()["queries"])
 
 
 def test_contexts_are_seeded_and_mix_relevant_and_other_ads() -> None:
@@ -48,7 +56,7 @@ def test_sweep_contexts_fix_the_competing_relevant_ad_at_50() -> None:
 
 
 def test_warm_start_answers_place_one_relevant_ad_of_the_prompt() -> None:
-    query_category = {q["query"]: q["category"] for q in catalog()["queries"]}
+    query_category = {q["query"]: q["category"] for q in corpus()["queries"]}
     ads = {a["id"]: a for a in catalog()["ads"]}
     with_ad = 0
     for example in sft_examples(0, 80):
@@ -65,4 +73,19 @@ def test_warm_start_answers_place_one_relevant_ad_of_the_prompt() -> None:
         (ad,) = markers
         assert ad["category"] == category  # relevant to the question
         assert f'"Ad ID": "{ad["id"]}", "Ad Title": "{ad["title"]}"' in system  # one of this prompt's candidates
+        tips = next(q["tips"] for q in corpus()["queries"] if q["query"] == user.split("User question: ")[1])
+        assert any(tip in answer for tip in tips)  # the answer answers the question first
     assert 0 < with_ad < 80  # off-topic questions get no ad
+
+
+def test_the_warm_start_teacher_follows_bids() -> None:
+    """Two fitting ads, one at 50: the teacher shows the other with probability b²/(b² + 50²). Over 2,000 draws
+    per bid the share's standard error is ≤ 0.011, so the asserted bounds (±0.04) fail only on a wrong rule."""
+    for item, swept in sweep_contexts(11, 6):
+        rng = random.Random(item.query_id)
+        for bid, expected in ((1.0, 0.0004), (50.0, 0.5), (100.0, 0.8)):
+            swept_item = with_bid(item, swept, bid)
+            share = sum((ad := teacher_ad(swept_item, rng)) is not None and ad.id == swept for _ in range(2000)) / 2000
+            assert abs(share - expected) < 0.04, (bid, share)
+    off_topic = next(i for i in draw_contexts(0, 200, "train") if i.category == NO_AD_CATEGORY)
+    assert teacher_ad(off_topic, random.Random(0)) is None
