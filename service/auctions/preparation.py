@@ -10,10 +10,10 @@ from service.auctions.mapping import to_context
 from service.auctions.schemas import AuctionRequest
 from service.engine.base import Engine, SamplingRequest
 from service.errors import InvalidRequest
-from service.mechanism import relevance
 from service.mechanism.auction import MechanismRule
 from service.mechanism.payments import PaymentRule
 from service.mechanism.prompt import Prompt, build_prompt
+from service.mechanism.relevance import USER_PRIOR_RATE
 from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
 from service.settings import Settings
@@ -65,7 +65,7 @@ def prepare(
     engine: Engine,
     settings: Settings,
     context: AuctionContext | None = None,
-    user_click_rate: float = relevance.user_click_rate(0, 0),
+    user_click_rate: float = USER_PRIOR_RATE,
 ) -> Prepared:
     """``context``: the request's, with only its eligible ads (the controls ran first); raises ``InvalidRequest``
     when the prompt does not fit the model with ``max_tokens`` to spare."""

@@ -29,7 +29,7 @@ from service.mechanism.ctr import CTRModel
 from service.mechanism.exposure import Exposure
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.payments import PaymentRule, first_price
-from service.mechanism.relevance import Relevance
+from service.mechanism.relevance import USER_PRIOR_RATE, Relevance
 from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
 from service.models.relevance import score as score_relevance
@@ -77,9 +77,8 @@ class AuctionService:
         context: AuctionContext | None = None,
         decision: Decision | None = None,
     ) -> Prepared:
-        if decision is None:
-            return prepare(request, auction_id, self.engine, self.settings, context)
-        return prepare(request, auction_id, self.engine, self.settings, context, decision.user_click_rate)
+        rate = decision.user_click_rate if decision is not None else USER_PRIOR_RATE
+        return prepare(request, auction_id, self.engine, self.settings, context, rate)
 
     async def eligible(self, request: AuctionRequest) -> tuple[AuctionContext, Decision]:
         """The request's context with special-category profile fields left out and only the ads that may run."""

@@ -20,7 +20,7 @@ from service.controls.store import AdvertiserConfig, Charge, ControlStore, day_f
 from service.controls.topics import TopicGate
 from service.data import ad_category, query_category
 from service.mechanism.eligibility import Facts, Reason, Verdict, advertiser_key, decide
-from service.mechanism.relevance import user_click_rate
+from service.mechanism.relevance import USER_PRIOR_RATE, user_click_rate
 from service.mechanism.types import Ad, AuctionContext
 from service.observability import metrics
 
@@ -41,7 +41,7 @@ class Decision:
     verdict: Verdict
     topic: str | None
     configs: dict[str, AdvertiserConfig]
-    user_click_rate: float = user_click_rate(0, 0)  # the prior when the history is unavailable
+    user_click_rate: float = USER_PRIOR_RATE  # when the history is unavailable
 
 
 class Controls:

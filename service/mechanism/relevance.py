@@ -19,6 +19,7 @@ WINDOW_CHARS = 160  # each side of an ad's first marker: about one sentence of t
 # The user's click history, smoothed towards a prior rate of 0.1 with the weight of 10 exposures:
 # ``(clicks + 1) / (exposures + 10)``; a user never seen is at the prior.
 USER_PRIOR_CLICKS, USER_PRIOR_EXPOSURES = 1.0, 10.0
+USER_PRIOR_RATE = USER_PRIOR_CLICKS / USER_PRIOR_EXPOSURES  # a user never seen, or history unavailable
 
 
 def user_click_rate(exposures: int, clicks: int) -> float:
@@ -37,7 +38,7 @@ class Relevance:
     # (sample, ad id) → sim(the ad's window, query): is the ad woven into the answer or bolted on
     native: Mapping[tuple[int, str], float] = field(default_factory=dict)
     # the user's smoothed click rate before this auction (``user_click_rate``; the prior for an unknown user)
-    user: float = USER_PRIOR_CLICKS / USER_PRIOR_EXPOSURES
+    user: float = USER_PRIOR_RATE
 
 
 NO_RELEVANCE = Relevance()
@@ -110,5 +111,5 @@ def from_dict(data: Mapping[str, Any] | None) -> Relevance:
         # absent in impressions logged before round 2's topic features: 0, as the CTR model reads a missing value
         topic={str(k): float(v) for k, v in data.get("topic", {}).items()},
         native={(int(k), str(ad_id)): float(v) for k, ad_id, v in data.get("native", [])},
-        user=float(data.get("user", USER_PRIOR_CLICKS / USER_PRIOR_EXPOSURES)),
+        user=float(data.get("user", USER_PRIOR_RATE)),
     )
