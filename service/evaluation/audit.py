@@ -64,7 +64,7 @@ class AuditReport:
     model: str
     ctr_model: str
     config: dict[str, Any]
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     sweep_summary: dict[str, float | None]
     ir_violations: int
     mode: str = "paper"
@@ -176,6 +176,11 @@ def _slope_columns(report: AuditReport) -> dict[str, Any]:
     return out
 
 
+def _interval(metrics: dict[str, float | None], name: str) -> str | None:
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    return None if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
+
+
 def summary_rows(reports: list[AuditReport]) -> list[dict[str, Any]]:
     return [
         {
@@ -183,6 +188,7 @@ def summary_rows(reports: list[AuditReport]) -> list[dict[str, Any]]:
             "version": r.version,
             "mode": r.mode,
             **r.metrics,
+            **{f"{name}_ci": _interval(r.metrics, name) for name in ("revenue", "reward", "oracle_revenue")},
             **r.sweep_summary,
             **_slope_columns(r),
             "ir_violations_all": r.ir_violations,
@@ -194,12 +200,17 @@ def summary_rows(reports: list[AuditReport]) -> list[dict[str, Any]]:
 TABLE_COLUMNS = (
     ("arm", "arm (version:mode)", "{}"),
     ("revenue_per_query", "revenue/query", "{:.2f}"),
+    ("revenue_ci", "95 % CI", "{}"),
     ("reward_per_query", "reward/query", "{:.2f}"),
+    ("reward_ci", "95 % CI", "{}"),
+    ("oracle_revenue_per_query", "oracle revenue/query (best of its K)", "{:.2f}"),
+    ("oracle_revenue_ci", "95 % CI", "{}"),
     ("valid_ad_share", "valid ad", "{:.1%}"),
     ("relevant_ad_share", "relevant ad", "{:.1%}"),
     ("best_ad_share", "best ad", "{:.1%}"),
     ("format_error_share", "format error", "{:.1%}"),
     ("ads_per_answer", "ads/answer", "{:.2f}"),
+    ("answer_relevance", "answer relevance", "{:.3f}"),
     ("served_format_error_share", "broken served", "{:.1%}"),
     ("exposure_slope", "exposure Δ(1→100)", "{:+.3f}"),
     ("exposure_slope_ci", "95 % CI", "{}"),

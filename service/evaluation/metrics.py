@@ -8,7 +8,13 @@ value is ``Σ_i b_i·P_sim(click i | y)`` whatever CTR model the version itself 
 - revenue = ``Σ_i b_i·itctr_i`` (first price: each click pays the bid);
 - reward = ``mean_k [Σ_i b_i·P_sim(click i | y_k) − λ·s_resp(y_k)]`` (the objective without the KL term);
 - per sample: a *valid ad* (≥ 1 well-formed marker of a candidate, no format error), a *relevant* ad (one of
-  the query's category), the *best* ad (the relevant ad with the highest bid), a format error, the ad count.
+  the query's category), the *best* ad (the relevant ad with the highest bid), a format error, the ad count,
+  and the *answer relevance*: MiniLM cosine of the answer with its markers removed to the question (is the text
+  around the ads still an answer?);
+- the *oracle*: the sample with the highest reward under the simulator's own click probabilities, served
+  (the best any selection rule could do with these K samples; the upper row of the paper's Table 2).
+
+Revenue and reward per query come with a t-based 95 % CI over auctions (contexts are independent draws).
 
 The served answer is drawn from the response's ``probabilities`` q (uniform for the paper's rule), so the
 *served* measures weight sample k by ``q_k``: served ITCTR ``Σ_k q_k·P_sim(click i | y_k)``, served revenue, the
@@ -30,12 +36,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from scipy import stats as scipy_stats
+
 from service.mechanism import itctr
-from service.mechanism.exposure import parse
+from service.mechanism.exposure import MARKER_RE, parse
 from service.mechanism.objective import ObjectiveWeights, response_penalty
 from service.mechanism.types import Ad, AdvertiserKind
 from service.simulation.contexts import CatalogContext
-from service.simulation.users import ClickModel, click_expectations
+from service.simulation.users import ClickModel, click_expectations, encoder
 
 IR_TOLERANCE = 1e-6
 
@@ -56,6 +64,17 @@ class AuctionStats:
     served_format_errors: float = 0.0  # Σ_k q_k·1(sample k has a format error): P(the served answer is broken)
     served_relevant: float = 0.0  # P(the served answer shows a relevant ad)
     exposure: dict[str, float] | None = None  # X_i as the service reported it (its served distribution)
+    answer_relevance: float = 0.0  # summed over samples: cos(answer without markers, query)
+    oracle_revenue: float = 0.0  # Σ_i b_i·P_sim(click i | y_k*), k* = argmax_k reward_k
+    oracle_reward: float = 0.0  # reward_k*
+
+
+def answer_relevance(query: str, texts: Sequence[str]) -> list[float]:
+    """MiniLM cosine of each answer, markers removed, with the question (the encoder the simulated users read
+    with); an answer that is only a marker scores about 0."""
+    stripped = [" ".join(MARKER_RE.sub(" ", t).split()) for t in texts]
+    vectors = encoder().encode([query, *stripped])
+    return [float(vectors[0] @ v) if text else 0.0 for v, text in zip(vectors[1:], stripped, strict=True)]
 
 
 def auction_stats(
@@ -79,6 +98,7 @@ def auction_stats(
     valid = relevant_n = best_n = errors_n = shown = 0
     served_errors = served_relevant = 0.0
     rewards: list[float] = []
+    values: list[float] = []
     bids = {a.id: a.bid for a in context.ads}
     for text in texts:
         exposure = parse(text, context.ads)
@@ -93,11 +113,13 @@ def auction_stats(
         served_errors += q[len(rewards)] * bool(exposure.errors)
         served_relevant += q[len(rewards)] * bool(exposed & relevant)
         value = math.fsum(bids[ad_id] * p for ad_id, p in clicks.items())
+        values.append(value)
         rewards.append(value - weights.lam * response_penalty(exposure.n_ads, len(exposure.errors), weights))
     estimates = {
         ad.id: itctr.weighted(q, [clicks.get(ad.id, 0.0) for clicks in per_sample_clicks]) for ad in context.ads
     }
     violations = sum(ir_violation(context.ads, result) for result in response["ads"])
+    oracle = max(range(len(texts)), key=lambda k: rewards[k])
     return AuctionStats(
         samples=len(texts),
         valid=valid,
@@ -113,6 +135,9 @@ def auction_stats(
         served_format_errors=served_errors,
         served_relevant=served_relevant,
         exposure={r["id"]: float(r.get("exposure_rate", 0.0)) for r in response["ads"]},
+        answer_relevance=math.fsum(answer_relevance(context.query, texts)),
+        oracle_revenue=values[oracle],
+        oracle_reward=rewards[oracle],
     )
 
 
@@ -129,17 +154,27 @@ def ir_violation(ads: Sequence[Ad], result: Mapping[str, Any]) -> bool:
     return bool(over_bid or over_value or under_roi)
 
 
-def summarize(stats: Sequence[AuctionStats]) -> dict[str, float]:
+def mean_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Mean and t-based 95 % CI (None with fewer than two values)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, None, None
+    half = float(scipy_stats.t.ppf(0.975, n - 1)) * math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    return mean, mean - half, mean + half
+
+
+def summarize(stats: Sequence[AuctionStats]) -> dict[str, float | None]:
     """Per-query and per-sample averages over auctions."""
     n = len(stats)
     samples = sum(s.samples for s in stats)
     if n == 0 or samples == 0:
         raise ValueError("nothing to summarize")
-    return {
-        "auctions": n,
-        "samples": samples,
-        "revenue_per_query": math.fsum(s.revenue for s in stats) / n,
-        "reward_per_query": math.fsum(s.reward for s in stats) / n,
+    out: dict[str, float | None] = {"auctions": n, "samples": samples}
+    for name in ("revenue", "reward", "oracle_revenue", "oracle_reward"):
+        mean, low, high = mean_ci([getattr(s, name) for s in stats])
+        out |= {f"{name}_per_query": mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    return out | {
         "billed_revenue_per_query": math.fsum(s.billed_revenue for s in stats) / n,
         "valid_ad_share": sum(s.valid for s in stats) / samples,
         "relevant_ad_share": sum(s.relevant for s in stats) / samples,
@@ -149,6 +184,7 @@ def summarize(stats: Sequence[AuctionStats]) -> dict[str, float]:
         "served_format_error_share": math.fsum(s.served_format_errors for s in stats) / n,
         "served_relevant_share": math.fsum(s.served_relevant for s in stats) / n,
         "ir_violations": sum(s.ir_violations for s in stats),
+        "answer_relevance": math.fsum(s.answer_relevance for s in stats) / samples,
     }
 
 
@@ -210,12 +246,8 @@ class SlopeTest:
         return "rising" if self.ci_low > 0 else "falling" if self.ci_high < 0 else "flat (CI covers 0)"
 
 
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13,
-       20: 2.09, 30: 2.04}  # fmt: skip
-
-
 def _t95(df: int) -> float:
-    return next((T95[d] for d in sorted(T95) if d >= df), 1.96)
+    return float(scipy_stats.t.ppf(0.975, df))
 
 
 def pooled_slope(curves: Sequence[Sequence[float]], bids: Sequence[float], span: float = 99.0) -> SlopeTest:

@@ -286,6 +286,16 @@ def run_round(config: LoopConfig, round_no: int, parent: str, redis_url: str) ->
     return name
 
 
+def audit_arms(produced: list[str], with_base: bool) -> list[str]:
+    """The rows of issue 16's table: each version as the LLM allocates (``paper``: bids in the prompt, uniform
+    serving), and the first and last also with optimal selection over their K samples (the MOSAIC-like
+    arm and ours); the oracle is a column of every row (the best of the same K samples under the simulator)."""
+    first, last = produced[0], produced[-1]
+    arms = [versions.BASE, f"{versions.BASE}:optimal"] if with_base else []
+    arms += [first, f"{first}:optimal", *produced[1:]]
+    return arms + ([f"{last}:optimal"] if last != first else [])
+
+
 def run_loop(config: LoopConfig) -> list[str]:
     """Warm start (or ``start_from``), the rounds, then the audit of every version of the run. Returns the
     versions, first to last."""
@@ -301,6 +311,6 @@ def run_loop(config: LoopConfig) -> list[str]:
     if config.set_default:
         (config.versions_dir / versions.DEFAULT_FILE).write_text(current + "\n", "utf-8")
     if config.audit is not None:
-        audited = ([] if config.start_from else [versions.BASE]) + produced
-        audit_versions(audited, config.audit, config.run_dir / "audit", env=config.service_env(versions.BASE))
+        audit_versions(audit_arms(produced, config.start_from is None), config.audit, config.run_dir / "audit",
+                       env=config.service_env(versions.BASE))  # fmt: skip
     return produced

@@ -4,6 +4,7 @@ stay within ``[0, b·Y]``; the served answer is a clean sample whenever one of t
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -51,8 +52,8 @@ def test_a_bid_sweep_in_bid_blind_mode_reuses_the_samples_and_rises(server: Serv
     itctr = [r["ads"][0]["itctr"] for r in results]
     exposure = [r["ads"][0]["exposure_rate"] for r in results]
     # Monotone on the same samples, up to rounding: near saturation q_k = w_k/Σw is exact to an ulp, not better.
-    assert all(b >= a - 1e-12 for a, b in zip(itctr, itctr[1:])), itctr
-    assert all(b >= a - 1e-12 for a, b in zip(exposure, exposure[1:])), exposure
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(itctr)), itctr
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(exposure)), exposure
     assert itctr[-1] > itctr[0]  # and it moves: at bid 400 the exposing samples dominate q
     for bid, r in zip(SWEEP, results, strict=True):
         ad = r["ads"][0]

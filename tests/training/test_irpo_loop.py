@@ -42,11 +42,13 @@ def test_warm_start_registers_a_version_and_the_audit_reports_it(tmp_path: Path)
 
     audit_dir = config.run_dir / "audit"
     summary = json.loads((audit_dir / "summary.json").read_text())
-    assert [row["version"] for row in summary] == ["base", "sft"]
+    assert [row["arm"] for row in summary] == ["base:paper", "base:optimal", "sft:paper", "sft:optimal"]
     for row in summary:
         assert row["ir_violations_all"] == 0
         assert row["auctions"] == 2
         assert row["samples"] == 4
+        assert row["oracle_reward_per_query"] >= row["reward_per_query"] - 1e-9  # a max over the K
+        assert -1.0 <= row["answer_relevance"] <= 1.0
     assert "| sft:paper |" in (audit_dir / "summary.md").read_text()  # arms are VERSION:MODE
     report = json.loads((audit_dir / "sft.json").read_text())
     assert report["model"] == "sft"  # the service served the registered version

@@ -5,7 +5,16 @@ from typing import Any
 
 import pytest
 
-from service.evaluation.metrics import Sweep, auction_stats, pooled_slope, summarize, summarize_sweeps, sweep_of
+from service.evaluation.metrics import (
+    Sweep,
+    answer_relevance,
+    auction_stats,
+    mean_ci,
+    pooled_slope,
+    summarize,
+    summarize_sweeps,
+    sweep_of,
+)
 from service.mechanism.itctr import Estimate
 from service.mechanism.types import Ad, AdvertiserKind, AuctionContext
 from service.simulation.contexts import CatalogContext
@@ -63,6 +72,34 @@ def test_ir_violations_are_counted() -> None:
         {"id": "Ad-7027", "price_per_click": 90.0, "itctr": 0.1, "expected_payment": 9.0},
     ]
     assert auction_stats(ITEM, response([PLAIN], ads)).ir_violations == 2
+
+
+def test_the_oracle_serves_the_sample_with_the_best_true_reward() -> None:
+    stats = auction_stats(ITEM, response([PLAIN, BROKEN, BEST, WRONG]))
+    p_best = click_expectations(ITEM.context, BEST)["Ad-7001"]
+    assert stats.oracle_revenue == pytest.approx(80.0 * p_best)  # 80·p − 1 beats 0, −10 and the espresso ad
+    assert stats.oracle_reward == pytest.approx(80.0 * p_best - 1.0)
+    assert stats.oracle_reward >= stats.reward  # never below the uniform draw over the same samples
+    nothing = auction_stats(ITEM, response([PLAIN, BROKEN]))
+    assert (nothing.oracle_revenue, nothing.oracle_reward) == (0.0, 0.0)  # no ad beats a broken one
+
+
+def test_answer_relevance_reads_the_text_around_the_markers() -> None:
+    on_topic = "Look for a stable shoe with arch support and a firm heel: @ArchGuard Stability Runner@[Ad-7001]."
+    off_topic = "Espresso needs a fine grind and water at 93 degrees: @ArchGuard Stability Runner@[Ad-7001]."
+    only_marker = "@ArchGuard Stability Runner@[Ad-7001]"
+    on, off, empty = answer_relevance(ITEM.context.query, [on_topic, off_topic, only_marker])
+    assert on > off + 0.2  # the same marker, so the difference is the answer's
+    assert empty == 0.0
+
+
+def test_mean_ci_is_the_t_interval() -> None:
+    mean, low, high = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5
+    assert low is not None
+    assert high is not None
+    assert (high - low) / 2 == pytest.approx(3.182 * math.sqrt(5 / 3 / 4), rel=1e-3)  # t(0.975, 3) = 3.182
+    assert mean_ci([7.0]) == (7.0, None, None)
 
 
 def test_summarize_averages_per_query_and_per_sample() -> None:
