@@ -139,7 +139,8 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                 rate_limiter=RateLimiter(redis, settings.rate_limit_per_minute, settings.rate_limit_burst),
             )
             app.resources = state
-            metrics.BUILD_INFO.labels(__version__, engine.model_name, auctions.ctr_model.version, PROMPT_VERSION).set(1)
+            prompt = settings.prompt_format or PROMPT_VERSION
+            metrics.BUILD_INFO.labels(__version__, engine.model_name, auctions.ctr_model.version, prompt).set(1)
             metrics.ENGINE_READY.set(1)
             logger.info("serving model %s", engine.model_name)
             try:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="Registered model version to serve (`base`: the model as it is); default: the registry's "
         "DEFAULT when the bundled model runs in-process, else base (resolved by service.models.resolve)",
     )
+    prompt_format: Literal["p1", "p2"] | None = Field(
+        default=None,
+        description="Candidate-list format of the prompt (service.mechanism.prompt); default: the one the served "
+        "version learned (its version.json), p1 for base and remote models",
+    )
     versions_dir: Path = PROJECT_ROOT / "versions"
     merged_models_dir: Path = PROJECT_ROOT / "models" / "merged"
     dtype: str = "bfloat16"

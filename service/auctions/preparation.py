@@ -12,7 +12,7 @@ from service.engine.base import Engine, SamplingRequest
 from service.errors import InvalidRequest
 from service.mechanism.auction import MechanismRule
 from service.mechanism.payments import PaymentRule
-from service.mechanism.prompt import Prompt, build_prompt
+from service.mechanism.prompt import PROMPT_VERSION, Prompt, build_prompt
 from service.mechanism.relevance import USER_PRIOR_RATE
 from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
@@ -74,7 +74,8 @@ def prepare(
     bids_in_prompt = (
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
     )
-    prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt)
+    fmt = settings.prompt_format or PROMPT_VERSION  # resolved from the served version (service.models.resolve)
+    prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt, fmt=fmt)
     token_ids = engine.tokenizer.encode(prompt.text)
     budget = engine.max_model_len - sampling.max_tokens
     if len(token_ids) > budget:

@@ -3,6 +3,15 @@
 Structure follows the paper's Ad-LLM prompt (v1 §5.1, App. B.1): role, task, candidate ads as JSON with
 id/title/bid, rules with the marker format ``@Ad Title@[Ad ID]``, an example, the user profile and the question.
 The chat template is applied by a function handed in (the model's tokenizer), so this module stays pure.
+
+Two formats of the candidate list, because a model learns the exact text it was trained on (a model version
+records its format, ``service.models.registry``):
+
+- ``p1`` (the paper's): one JSON object per ad, ``{"Ad ID": …, "Ad Title": …, "Ad Bid": …}``. The ID comes
+  before the title, so writing the marker means binding a title to the ID of its own line; the 135M model binds
+  it to a neighbouring line's ID in about half of its markers (docs/irpo.md, round 2's diagnosis).
+- ``p2``: each ad as the marker it must be copied as, ``@Ad Title@[Ad ID]`` in one piece, then its bid — copying
+  one contiguous span instead of binding two fields.
 """
 
 from __future__ import annotations
@@ -12,16 +21,18 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from service.mechanism.types import Ad, AuctionContext
 
-# Bump when the wording changes: the model learns this exact text, and logs must say which one it saw.
-PROMPT_VERSION = "p1"
-# The bid-blind proposal: the same prompt without the "Ad Bid" field, so the K samples do not depend on bids and
-# the selection's guarantees (monotonicity, IC with Myerson payments, IR) hold for the whole mechanism; and a
-# repeated context with new bids has the same prompt, so it reuses its cached samples.
-BID_BLIND_PROMPT_VERSION = "p1-blind"
+# Bump (add a format) when the wording changes: the model learns this exact text, and logs must say which one it
+# saw. A bid-blind prompt's version is its format's with "-blind": the bid-blind proposal is the same prompt
+# without the bids, so the K samples do not depend on bids and the selection's guarantees (monotonicity, IC with
+# Myerson payments, IR) hold for the whole mechanism; and a repeated context with new bids has the same prompt,
+# so it reuses its cached samples.
+PromptFormat = Literal["p1", "p2"]
+PROMPT_FORMATS: tuple[PromptFormat, ...] = ("p1", "p2")
+PROMPT_VERSION: PromptFormat = "p1"  # the default: base and every version that records no format
 
 Message = dict[str, str]
 ChatRenderer = Callable[[Sequence[Message]], str]
@@ -30,12 +41,12 @@ SYSTEM_TEMPLATE = """\
 You are a helpful AI assistant with advertising capabilities. Answer the user's question well and, when it \
 fits, insert ads from the candidate list into your answer, to serve both the user and the advertisers.
 
-Candidate ads (one JSON object per line):
+Candidate ads ({listing}):
 {ads}
 
 Rules:
-1. You may insert no ad, one ad or several. Write every ad exactly as @Ad Title@[Ad ID], with the title and \
-the ID copied exactly from the candidate list. A wrong format or wrong ad information is severely penalised.
+1. You may insert no ad, one ad or several. {copy_rule} A wrong format or wrong ad information is severely \
+penalised.
 2. A clicked ad earns revenue in proportion to its bid, but every extra ad makes the answer worse for the \
 user. If the question does not suit ads, or no candidate fits it, insert no ad.
 3. Never change an ad title. You may adapt the sentence around an ad so that it reads naturally.
@@ -64,22 +75,49 @@ def format_bid(bid: float) -> str:
     return text
 
 
-def _ad_line(ad: Ad, with_bid: bool = True) -> str:
+_LISTING = {"p1": "one JSON object per line", "p2": "one per line, each written as you must insert it"}
+_COPY_RULE = {
+    "p1": "Write every ad exactly as @Ad Title@[Ad ID], with the title and the ID copied exactly from the "
+    "candidate list.",
+    "p2": "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and "
+    "unchanged, without its bid.",
+}
+
+
+def _ad_line(ad: Ad, with_bid: bool = True, fmt: PromptFormat = PROMPT_VERSION) -> str:
+    if fmt == "p2":
+        return f"{ad.marker} (bid {format_bid(ad.bid)})" if with_bid else ad.marker
     line = {"Ad ID": ad.id, "Ad Title": ad.title}
     if with_bid:
         line["Ad Bid"] = format_bid(ad.bid)
     return json.dumps(line, ensure_ascii=False)
 
 
+def prompt_format(name: str) -> PromptFormat:
+    """``name`` checked as a prompt format (a version's record, a setting), or ``ValueError``."""
+    if name not in PROMPT_FORMATS:
+        raise ValueError(f"unknown prompt format {name!r}; known: {', '.join(PROMPT_FORMATS)}")
+    return name
+
+
+def prompt_version(fmt: PromptFormat, bids: bool = True) -> str:
+    """What impressions record: the format, with ``-blind`` when the bids were left out."""
+    return fmt if bids else f"{fmt}-blind"
+
+
 def _profile_json(profile: Any) -> str:
     return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-def build_messages(context: AuctionContext, bids: bool = True) -> tuple[Message, ...]:
-    """``bids=False``: the bid-blind proposal (the candidate list without bids)."""
-    ads = "\n".join(_ad_line(ad, bids) for ad in context.ads) or "(none)"
+def build_messages(
+    context: AuctionContext, bids: bool = True, fmt: PromptFormat = PROMPT_VERSION
+) -> tuple[Message, ...]:
+    """``bids=False``: the bid-blind proposal (the candidate list without bids); ``fmt``: the candidate list's
+    format (module docstring)."""
+    ads = "\n".join(_ad_line(ad, bids, fmt) for ad in context.ads) or "(none)"
+    system = SYSTEM_TEMPLATE.format(listing=_LISTING[fmt], ads=ads, copy_rule=_COPY_RULE[fmt])
     return (
-        {"role": "system", "content": SYSTEM_TEMPLATE.format(ads=ads)},
+        {"role": "system", "content": system},
         {
             "role": "user",
             "content": USER_TEMPLATE.format(profile=_profile_json(context.profile), query=context.query),
@@ -91,8 +129,9 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def build_prompt(context: AuctionContext, render: ChatRenderer, bids: bool = True) -> Prompt:
-    messages = build_messages(context, bids)
+def build_prompt(
+    context: AuctionContext, render: ChatRenderer, bids: bool = True, fmt: PromptFormat = PROMPT_VERSION
+) -> Prompt:
+    messages = build_messages(context, bids, fmt)
     text = render(messages)
-    version = PROMPT_VERSION if bids else BID_BLIND_PROMPT_VERSION
-    return Prompt(messages=messages, text=text, hash=prompt_hash(text), version=version)
+    return Prompt(messages=messages, text=text, hash=prompt_hash(text), version=prompt_version(fmt, bids))

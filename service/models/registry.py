@@ -4,7 +4,7 @@ chain starts at ``base``, the bundled model) plus the CTR model it was trained w
     versions/
       DEFAULT                  the version `make run` serves (one line)
       irpo-r3/
-        version.json           name, parent, base model, created, training report
+        version.json           name, parent, base model, prompt format, created, training report
         adapter/               PEFT adapter relative to the parent's weights (bf16 safetensors)
         ctr.json               the CTR model of this version (optional; else the parent's)
 
@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from service.mechanism.prompt import PROMPT_VERSION, PromptFormat, prompt_format
 
 BASE = "base"
 VERSION_FILE = "version.json"
@@ -49,6 +51,19 @@ class Version:
     def ctr_path(self) -> Path | None:
         path = self.path / "ctr.json"
         return path if path.exists() else None
+
+    @property
+    def prompt(self) -> PromptFormat:
+        """The prompt format the version learned (``service.mechanism.prompt``); versions older than the field: p1."""
+        try:
+            return prompt_format(str(self.info.get("prompt", PROMPT_VERSION)))
+        except ValueError as exc:
+            raise VersionError(f"model version {self.name!r}: {exc}") from None
+
+
+def prompt_of(versions_dir: Path, name: str) -> PromptFormat:
+    """The prompt format to serve version ``name`` with (``base``: the default)."""
+    return PROMPT_VERSION if name == BASE else load(versions_dir, name).prompt
 
 
 def load(versions_dir: Path, name: str) -> Version:
@@ -93,19 +108,28 @@ def register(
     base_model: str,
     ctr_path: Path | None = None,
     report: dict[str, Any] | None = None,
+    prompt: PromptFormat | None = None,
 ) -> Version:
-    """Copy an adapter (and its CTR model) into the registry as version ``name``."""
+    """Copy an adapter (and its CTR model) into the registry as version ``name``. ``prompt``: the format it was
+    trained on; None inherits the parent's (a DPO round trains on its parent's served prompts)."""
     if name == BASE:
         raise VersionError(f"{BASE!r} is the bundled model's name")
-    if parent != BASE:
-        load(versions_dir, parent)
+    parent_prompt = prompt_of(versions_dir, parent)
+    prompt = prompt or parent_prompt
     path = versions_dir / name
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     shutil.copytree(adapter_dir, path / "adapter")
     if ctr_path is not None:
         shutil.copyfile(ctr_path, path / "ctr.json")
-    info = {"name": name, "parent": parent, "base_model": base_model, "created": time.time(), "report": report or {}}
+    info = {
+        "name": name,
+        "parent": parent,
+        "base_model": base_model,
+        "prompt": prompt,
+        "created": time.time(),
+        "report": report or {},
+    }
     (path / VERSION_FILE).write_text(json.dumps(info, indent=1) + "\n", "utf-8")
     return load(versions_dir, name)
 

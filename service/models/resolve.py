@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from service.mechanism.prompt import PROMPT_VERSION
 from service.models import registry
 from service.models.encoder import Encoder, prepare_encoder
 from service.models.gguf import prepare_default_model
@@ -26,12 +27,15 @@ def version_name(settings: Settings) -> str:
 
 def serving_settings(settings: Settings) -> Settings:
     """``settings`` with the model version resolved: its merged weights as the model, its name as the served model
-    name (impressions record it), its CTR model unless one is configured explicitly. Idempotent."""
+    name (impressions record it), its CTR model and the prompt format it learned unless configured explicitly.
+    Idempotent."""
     name = version_name(settings)
     if name == registry.BASE:
         if Path(settings.model) == DEFAULT_MODEL_DIR:
             prepare_default_model(DEFAULT_MODEL_DIR)  # converted once from the PyPI package's GGUF
-        return settings.model_copy(update={"model_version": registry.BASE})
+        return settings.model_copy(
+            update={"model_version": registry.BASE, "prompt_format": settings.prompt_format or PROMPT_VERSION}
+        )
     if Path(settings.model) == settings.merged_models_dir / name:
         return settings  # resolved already
     if Path(settings.model) == DEFAULT_MODEL_DIR:
@@ -44,6 +48,7 @@ def serving_settings(settings: Settings) -> Settings:
             "model_version": name,
             "served_model_name": settings.served_model_name or name,
             "ctr_model_path": ctr,
+            "prompt_format": settings.prompt_format or registry.prompt_of(settings.versions_dir, name),
         }
     )
 

@@ -116,6 +116,9 @@ def irpo(
         str | None, typer.Option("--from", help="Continue from this registered version (no warm start)")
     ] = None,
     prefix: Annotated[str, typer.Option(help="Version names: <prefix>-r<round>")] = "irpo",
+    prompt: Annotated[
+        str, typer.Option(help="The warm start's prompt format: p1 (the paper's JSON list) or p2 (markers verbatim)")
+    ] = "p1",
     sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 256,
     sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,
     sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: all epochs)")] = -1,
@@ -138,9 +141,14 @@ def irpo(
     """Warm start (LoRA SFT) + IRPO rounds (auctions → clicks → CTR refit → DPO pairs → LoRA DPO → new version)
     + the mechanism audit, through the real service and Redis. Resumable."""
     from service.evaluation.audit import AuditConfig
+    from service.mechanism.prompt import prompt_format
     from service.training.irpo import LoopConfig, run_loop
 
     _job_logging()
+    try:
+        fmt = prompt_format(prompt)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--prompt") from None
     defaults = LoopConfig()
     audit_config = AuditConfig(
         sweep_contexts=audit_sweeps, sweep_samples=audit_samples, metric_contexts=audit_contexts, max_tokens=max_tokens
@@ -151,6 +159,7 @@ def irpo(
         start_from=start_from,
         prefix=prefix,
         rounds=rounds,
+        prompt=fmt,
         sft_examples=sft_examples,
         sft=dataclasses.replace(defaults.sft, epochs=sft_epochs, max_steps=sft_max_steps),
         contexts_per_round=contexts,

@@ -16,7 +16,7 @@ from typing import Any
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
 from service.mechanism.objective import ObjectiveWeights, sample_objective, value_scale, value_scaled
-from service.mechanism.prompt import PROMPT_VERSION, build_messages
+from service.mechanism.prompt import PROMPT_FORMATS, build_messages, prompt_format
 from service.mechanism.relevance import from_dict as relevance_from_dict
 from service.mechanism.types import AuctionContext
 
@@ -82,14 +82,16 @@ def dpo_pairs(
     scaled: bool = False,
     per_context: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Best sample vs every sample more than ``delta`` below it; [] when the prompt version is not ours.
+    """Best sample vs every sample more than ``delta`` below it, in the prompt the samples were generated from
+    (the impression's format); [] for a bid-blind or unknown prompt version (the policy learns with bids).
 
     ``scaled``: penalties and δ on the context's value scale (``value_scaled``; δ·s), so that one threshold
     means the same in a context whose top bid is 5 and in one whose top bid is 100. ``per_context``: at most
     that many pairs per context (the rejected samples drawn seeded by the auction id), so that a context with
     many broken samples does not outweigh the others in the round's pairs."""
-    if impression.get("prompt_version") != PROMPT_VERSION:
+    if impression.get("prompt_version") not in PROMPT_FORMATS:
         return []
+    fmt = prompt_format(str(impression["prompt_version"]))
     samples = impression["samples"]
     scores = sample_objectives(impression, ctr_model, weights, scaled)
     if scaled:
@@ -98,7 +100,7 @@ def dpo_pairs(
     rejected = [i for i in range(len(samples)) if scores[best] - scores[i] > delta]
     if per_context is not None and len(rejected) > per_context:
         rejected = sorted(random.Random(str(impression.get("auction_id"))).sample(rejected, per_context))
-    prompt = [dict(m) for m in build_messages(context_of(impression))]
+    prompt = [dict(m) for m in build_messages(context_of(impression), fmt=fmt)]
     chosen = [{"role": "assistant", "content": samples[best]["text"]}]
     return [
         {"prompt": prompt, "chosen": chosen, "rejected": [{"role": "assistant", "content": samples[i]["text"]}]}

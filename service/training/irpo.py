@@ -29,6 +29,7 @@ from service.evaluation.audit import AuditConfig, audit_versions
 from service.evaluation.metrics import auction_stats, summarize
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
+from service.mechanism.prompt import PROMPT_VERSION, PromptFormat
 from service.models import registry as versions
 from service.models.ctr_artifact import load_ctr_model, save_ctr_model
 from service.settings import DEFAULT_MODEL_DIR, PROJECT_ROOT
@@ -61,6 +62,8 @@ class LoopConfig:
     start_from: str | None = None  # an existing version: skip the warm start and continue from it
     prefix: str = "irpo"
     rounds: int = 3
+    # The warm start's prompt format (service.mechanism.prompt); the rounds inherit it from their parent.
+    prompt: PromptFormat = PROMPT_VERSION
     # Round 2: 256 answers × 2 epochs (64 steps); round 1's 192 × 1 left 42 % of samples with a broken marker.
     sft_examples: int = 256
     sft: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=2.0, batch_size=8, learning_rate=3e-4))
@@ -113,12 +116,18 @@ def warm_start(config: LoopConfig) -> str:
     out = config.run_dir / "sft"
     adapter = out / "adapter"
     if not (adapter / "adapter_model.safetensors").exists():
-        examples = sft_examples(config.seed, config.sft_examples)
+        examples = sft_examples(config.seed, config.sft_examples, config.prompt)
         train_sft(config.base_dir, examples, out, config.sft)
     log = json.loads((out / "train_log.json").read_text("utf-8"))
     report = {"stage": "sft", "examples": config.sft_examples, **_train_summary(log)}
     versions.register(
-        config.versions_dir, SFT_VERSION, versions.BASE, adapter, base_model=config.base_dir.name, report=report
+        config.versions_dir,
+        SFT_VERSION,
+        versions.BASE,
+        adapter,
+        base_model=config.base_dir.name,
+        report=report,
+        prompt=config.prompt,
     )
     return SFT_VERSION
 

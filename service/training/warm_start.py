@@ -26,7 +26,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from service.mechanism.prompt import build_messages
+from service.mechanism.prompt import PROMPT_VERSION, PromptFormat, build_messages
 from service.mechanism.types import Ad
 from service.simulation.contexts import CatalogContext, context_for
 
@@ -58,16 +58,17 @@ def answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def sft_example(rng: random.Random) -> dict[str, Any]:
+def sft_example(rng: random.Random, fmt: PromptFormat = PROMPT_VERSION) -> dict[str, Any]:
     query = rng.choice(corpus()["queries"])
     item = context_for(rng, query)
     text = answer(item, list(query["tips"]), rng)
     return {
-        "prompt": [dict(m) for m in build_messages(item.context)],
+        "prompt": [dict(m) for m in build_messages(item.context, fmt=fmt)],
         "completion": [{"role": "assistant", "content": text}],
     }
 
 
-def sft_examples(seed: int, n: int) -> list[dict[str, Any]]:
+def sft_examples(seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION) -> list[dict[str, Any]]:
+    """``n`` examples in prompt format ``fmt``; the answers (and the draws) do not depend on the format."""
     rng = random.Random(seed)
-    return [sft_example(rng) for _ in range(n)]
+    return [sft_example(rng, fmt) for _ in range(n)]

@@ -188,6 +188,18 @@ def test_dpo_pairs_on_the_value_scale_and_capped_per_context() -> None:
     assert capped == dpo_pairs(imp, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True, per_context=1)  # seeded
 
 
+def test_dpo_pairs_keep_the_prompt_format_the_samples_were_generated_from() -> None:
+    samples = ["Get @ArchGuard Stability Runner@[Ad-1] for flat feet.", "Try [Ad-1] now."]
+    weights = ObjectiveWeights(1.0, 1.0, 100.0)
+    p2 = {**impression("F", T, samples, None), "prompt_version": "p2"}
+    pairs = dpo_pairs(p2, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True)
+    assert len(pairs) == 1
+    assert pairs[0]["prompt"] == [dict(m) for m in build_messages(CONTEXT, fmt="p2")]
+    assert pairs[0]["prompt"] != [dict(m) for m in build_messages(CONTEXT)]
+    for version in ("p2-blind", "p1-blind", "p9"):  # the policy learns with bids, in a prompt it knows
+        assert dpo_pairs({**p2, "prompt_version": version}, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True) == []
+
+
 def write_ctr_rows(path: Path, n: int, seed: int, propensity: bool = False) -> None:
     rng = random.Random(seed)
     with path.open("w") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,23 @@ def test_registry_chain_default_and_errors(tmp_path: Path) -> None:
         versions.chain(registry, "v9")
     with pytest.raises(versions.VersionError, match="no model version"):
         versions.register(registry, "v3", "missing", adapter, base_model=DEFAULT_MODEL_DIR.name)
+
+
+def test_a_version_records_its_prompt_format_and_a_child_inherits_it(tmp_path: Path) -> None:
+    registry = tmp_path / "versions"
+    adapter = make_adapter(tmp_path / "a1", 1)
+    versions.register(registry, "w", versions.BASE, adapter, base_model=DEFAULT_MODEL_DIR.name, prompt="p2")
+    versions.register(registry, "w-r1", "w", adapter, base_model=DEFAULT_MODEL_DIR.name)
+    versions.register(registry, "old", versions.BASE, adapter, base_model=DEFAULT_MODEL_DIR.name)
+    assert [versions.prompt_of(registry, n) for n in ("w", "w-r1", "old", versions.BASE)] == ["p2", "p2", "p1", "p1"]
+    info = json.loads((registry / "old" / versions.VERSION_FILE).read_text())
+    del info["prompt"]  # a version registered before the field existed (round 1's)
+    (registry / "old" / versions.VERSION_FILE).write_text(json.dumps(info))
+    assert versions.prompt_of(registry, "old") == "p1"
+    info["prompt"] = "p9"
+    (registry / "old" / versions.VERSION_FILE).write_text(json.dumps(info))
+    with pytest.raises(versions.VersionError, match="'old': unknown prompt format 'p9'"):
+        versions.prompt_of(registry, "old")
     with pytest.raises(versions.VersionError, match="bundled"):
         versions.register(registry, versions.BASE, versions.BASE, adapter, base_model="x")
 
@@ -102,6 +120,13 @@ def test_settings_resolve_the_served_version(tmp_path: Path) -> None:
     assert served.model == str(tmp_path / "merged" / "v1")
     assert served.model_name == "v1"
     assert served.ctr_model_path == registry / "v1" / "ctr.json"
+    assert served.prompt_format == "p1"  # registered without a format: the default
+    versions.register(
+        registry, "v2", "v1", make_adapter(tmp_path / "a2", 2), base_model=DEFAULT_MODEL_DIR.name, prompt="p2"
+    )
+    assert resolve.serving_settings(Settings(**common, model_version="v2")).prompt_format == "p2"  # type: ignore[arg-type]
+    forced = Settings(**common, model_version="v2", prompt_format="p1")  # type: ignore[arg-type]
+    assert resolve.serving_settings(forced).prompt_format == "p1"  # configured explicitly: kept
     assert resolve.version_name(Settings(**common, model_version="base")) == "base"  # type: ignore[arg-type]
     assert resolve.serving_settings(Settings(**common, model_version="base")).model == str(DEFAULT_MODEL_DIR)  # type: ignore[arg-type]
     assert resolve.version_name(Settings(**common, model=str(tmp_path))) == "base"  # type: ignore[arg-type]  # another model

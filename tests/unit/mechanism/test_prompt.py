@@ -4,7 +4,9 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-from service.mechanism.prompt import Message, build_prompt, format_bid, prompt_hash
+import pytest
+
+from service.mechanism.prompt import Message, build_prompt, format_bid, prompt_format, prompt_hash
 from service.mechanism.types import AuctionContext
 
 
@@ -61,3 +63,27 @@ def test_format_bid() -> None:
     assert format_bid(0) == "0"
     assert format_bid(1e5) == "100000"
     assert format_bid(7.25) == "7.25"
+
+
+def test_p2_lists_each_candidate_as_its_marker_then_its_bid(context: AuctionContext) -> None:
+    prompt = build_prompt(context, join, fmt="p2")
+    system = prompt.messages[0]["content"]
+    listed = [line for line in system.splitlines() if line.startswith("@")]
+    assert listed == [f"{ad.marker} (bid {format_bid(ad.bid)})" for ad in context.ads]
+    assert listed[1] == "@CloudStep Orthotic Insoles@[Ad-7002] (bid 12.5)"
+    assert prompt.version == "p2"
+    blind = build_prompt(context, join, bids=False, fmt="p2")
+    assert [line for line in blind.messages[0]["content"].splitlines() if line.startswith("@")] == [
+        ad.marker for ad in context.ads
+    ]
+    assert blind.version == "p2-blind"
+    assert prompt.messages[1] == build_prompt(context, join).messages[1]  # the user turn does not change
+    assert prompt.hash != build_prompt(context, join).hash  # a p1 model's cached samples are not reused
+
+
+def test_prompt_version_names_and_unknown_format(context: AuctionContext) -> None:
+    assert build_prompt(context, join).version == "p1"
+    assert build_prompt(context, join, bids=False).version == "p1-blind"
+    assert prompt_format("p2") == "p2"
+    with pytest.raises(ValueError, match="unknown prompt format 'p3'"):
+        prompt_format("p3")
