@@ -114,7 +114,7 @@ def register(
     trained on; None inherits the parent's (a DPO round trains on its parent's served prompts)."""
     if name == BASE:
         raise VersionError(f"{BASE!r} is the bundled model's name")
-    parent_prompt = prompt_of(versions_dir, parent)
+    parent_prompt = prompt_of(versions_dir, parent)  # loads the parent: an unknown one is a VersionError
     prompt = prompt or parent_prompt
     path = versions_dir / name
     shutil.rmtree(path, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
 from service.mechanism.objective import ObjectiveWeights, sample_objective, value_scale, value_scaled
-from service.mechanism.prompt import PROMPT_FORMATS, build_messages, prompt_format
+from service.mechanism.prompt import build_messages, prompt_format
 from service.mechanism.relevance import from_dict as relevance_from_dict
 from service.mechanism.types import AuctionContext
 
@@ -89,9 +89,10 @@ def dpo_pairs(
     means the same in a context whose top bid is 5 and in one whose top bid is 100. ``per_context``: at most
     that many pairs per context (the rejected samples drawn seeded by the auction id), so that a context with
     many broken samples does not outweigh the others in the round's pairs."""
-    if impression.get("prompt_version") not in PROMPT_FORMATS:
+    try:
+        fmt = prompt_format(str(impression.get("prompt_version")))
+    except ValueError:
         return []
-    fmt = prompt_format(str(impression["prompt_version"]))
     samples = impression["samples"]
     scores = sample_objectives(impression, ctr_model, weights, scaled)
     if scaled:
