@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         default=True, description="The paper's proposal (bids in the prompt); false: bid-blind (guarantees hold)"
     )
     objective_lambda: Annotated[float, Field(ge=0)] = 1.0
+    constrain_markers: bool = Field(
+        default=True,
+        description="Decode under the candidates' marker grammar (every @ opens a whole candidate marker; vLLM "
+        "structured outputs): no unknown or mismatched ids; false: the model's raw samples",
+    )
 
     # Controls (README "Ad platform controls"): disclosure, brand safety, caps, budgets, reserve prices
     sponsored_link_template: str = Field(

@@ -103,7 +103,11 @@ def to_response(
         ineligible=[IneligibleAd(id=ad.id, reason=reason.value) for ad, reason in ineligible],
         sensitive_topic=sensitive_topic,
         format_errors=len(served.errors),
-        mechanism={**outcome.rule.describe(), "bids_in_prompt": bids_in_prompt},
+        mechanism={
+            **outcome.rule.describe(),
+            "bids_in_prompt": bids_in_prompt,
+            "marker_grammar": sampling.regex is not None,
+        },
         served_probability=outcome.probabilities[outcome.served_index],
         probabilities=list(outcome.probabilities),
         objective=outcome.objectives[outcome.served_index],
@@ -205,7 +209,11 @@ def impression_event(
         "served_index": outcome.served_index,
         "served_exposed": list(outcome.served.exposed),
         # The serving propensities: CTR refits weight each logged click by 1/q of the served sample.
-        "mechanism": {**outcome.rule.describe(), "bids_in_prompt": bids_in_prompt},
+        "mechanism": {
+            **outcome.rule.describe(),
+            "bids_in_prompt": bids_in_prompt,
+            "marker_grammar": sampling.regex is not None,
+        },
         "probabilities": list(outcome.probabilities),
         "relevance": relevance_dict(outcome.relevance),
         "ineligible": [{"ad_id": ad.id, "reason": reason.value} for ad, reason in ineligible],

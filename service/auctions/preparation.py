@@ -3,6 +3,7 @@ deterministic prompt and its token budget."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from service.auctions.schemas import AuctionRequest
 from service.engine.base import Engine, SamplingRequest
 from service.errors import InvalidRequest
 from service.mechanism.auction import MechanismRule
+from service.mechanism.exposure import marker_regex
 from service.mechanism.payments import PaymentRule
 from service.mechanism.prompt import PROMPT_VERSION, Prompt, build_prompt
 from service.mechanism.relevance import USER_PRIOR_RATE
@@ -71,6 +73,11 @@ def prepare(
     when the prompt does not fit the model with ``max_tokens`` to spare."""
     context = context or to_context(request)
     sampling = sampling_for(request, settings)
+    constrain = (
+        settings.constrain_markers if request.options.constrain_markers is None else request.options.constrain_markers
+    )
+    if constrain:  # over the eligible candidates only: an ad the controls removed cannot be written
+        sampling = dataclasses.replace(sampling, regex=marker_regex(context.ads))
     bids_in_prompt = (
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
     )

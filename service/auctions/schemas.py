@@ -110,6 +110,9 @@ class AuctionOptions(StrictModel):
     bids_in_prompt: StrictBool | None = Field(
         default=None, description="false: the bid-blind proposal (the prompt lists the ads without bids)"
     )
+    constrain_markers: StrictBool | None = Field(
+        default=None, description="false: unconstrained decoding (raw samples, broken markers and all)"
+    )
     reserve_price: Annotated[float, Field(ge=0, le=Bounds.MAX_BID)] | None = Field(
         default=None, description="Floor per click: ads bidding below it are ineligible (with the deployment's)"
     )
@@ -197,7 +200,9 @@ class AuctionResponse(BaseModel):
     format_errors: int = Field(description="Malformed or unknown ad markers stripped from the served answer")
     ineligible: list[IneligibleAd] = Field(default_factory=list, description="Candidates dropped before the prompt")
     sensitive_topic: str | None = Field(default=None, description="The topic the question was flagged for (no ads)")
-    mechanism: dict[str, Any] = Field(description="selection, temperature (null: uniform), payment, bids_in_prompt")
+    mechanism: dict[str, Any] = Field(
+        description="selection, temperature (null: uniform), payment, bids_in_prompt, marker_grammar"
+    )
     served_probability: float = Field(description="q of the served sample")
     probabilities: list[float] = Field(description="q_k of each of the K samples")
     objective: float = Field(description="Served sample's Σ b·ctr·1(exposed) − λ·s_resp")

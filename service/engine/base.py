@@ -24,6 +24,9 @@ class SamplingRequest:
     temperature: float
     top_p: float
     seed: int
+    # Structured decoding: only texts in this regular language are sampled (vLLM structured outputs), e.g.
+    # service.mechanism.exposure.marker_regex. None: unconstrained.
+    regex: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

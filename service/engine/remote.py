@@ -90,7 +90,7 @@ class RemoteVLLMEngine:
             await self.poll_health()
 
     def _body(self, prompt_token_ids: list[int], sampling: SamplingRequest) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "model": self._remote_model,
             "prompt": prompt_token_ids,
             "n": sampling.n,
@@ -106,6 +106,9 @@ class RemoteVLLMEngine:
             "frequency_penalty": 0.0,
             "return_token_ids": True,
         }
+        if sampling.regex is not None:  # vLLM's OpenAI server: the same StructuredOutputsParams as in-process
+            body["structured_outputs"] = {"regex": sampling.regex}
+        return body
 
     async def generate(self, prompt_token_ids: list[int], sampling: SamplingRequest, request_id: str) -> Generation:
         body = self._body(prompt_token_ids, sampling)

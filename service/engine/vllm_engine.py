@@ -63,6 +63,7 @@ class VLLMEngine:
     @staticmethod
     def _params(sampling: SamplingRequest, output_kind: Any) -> Any:
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
         return SamplingParams(
             n=sampling.n,
@@ -71,6 +72,8 @@ class VLLMEngine:
             max_tokens=sampling.max_tokens,
             seed=sampling.seed * SEED_STRIDE,
             output_kind=output_kind,
+            # xgrammar on CPU and GPU alike (vLLM's "auto" backend): a token mask per step, compiled per regex
+            structured_outputs=StructuredOutputsParams(regex=sampling.regex) if sampling.regex is not None else None,
         )
 
     @contextmanager

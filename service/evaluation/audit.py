@@ -8,7 +8,9 @@ job: it starts the service itself, once per version.
 Modes (``MODES``): ``paper`` — bids in the prompt, uniform draw, first price (the paper exactly); ``optimal`` —
 bids in the prompt, the objective's optimum over the K (softmax at T), first price (the default deployment);
 ``blind`` — bid-blind prompt, optimal selection, Myerson payments (the mode with guarantees). ``base:optimal`` is
-the MOSAIC-like arm: selection over samples of the untrained model.
+the MOSAIC-like arm: selection over samples of the untrained model. Every mode decodes under the candidates'
+marker grammar (the deployment's default) but ``raw`` — ``paper`` on the model's unconstrained samples, the
+arm that measures how well the model itself writes the format.
 
 Statistics (fixed click-simulator yardstick, the served distribution's weights, the pooled bid slope with its
 CI) are defined in ``service.evaluation.metrics``.
@@ -29,10 +31,12 @@ from service.simulation.contexts import CatalogContext, draw_contexts, sweep_con
 from service.simulation.traffic import serve_auctions
 from service.simulation.users import ClickModel
 
+_PAPER = {"selection": "uniform", "payment_rule": "first_price", "bids_in_prompt": True, "constrain_markers": True}
 MODES: dict[str, dict[str, Any]] = {
-    "paper": {"selection": "uniform", "payment_rule": "first_price", "bids_in_prompt": True},
-    "optimal": {"selection": "optimal", "payment_rule": "first_price", "bids_in_prompt": True},
-    "blind": {"selection": "optimal", "payment_rule": "myerson", "bids_in_prompt": False},
+    "paper": _PAPER,
+    "optimal": {**_PAPER, "selection": "optimal"},
+    "blind": {**_PAPER, "selection": "optimal", "payment_rule": "myerson", "bids_in_prompt": False},
+    "raw": {**_PAPER, "constrain_markers": False},
 }
 
 

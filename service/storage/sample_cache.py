@@ -25,7 +25,7 @@ def cache_key(model: str, prompt_hash: str, sampling: SamplingRequest, seeded: b
     seed = str(sampling.seed) if seeded else "*"
     raw = (
         f"{model}|{prompt_hash}|n={sampling.n}|max_tokens={sampling.max_tokens}|"
-        f"temperature={sampling.temperature!r}|top_p={sampling.top_p!r}|seed={seed}"
+        f"temperature={sampling.temperature!r}|top_p={sampling.top_p!r}|seed={seed}|regex={sampling.regex!r}"
     )
     return "samples:" + hashlib.sha256(raw.encode("utf-8")).hexdigest()
 

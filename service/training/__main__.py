@@ -214,7 +214,9 @@ def traffic(
 def audit_cmd(
     versions: Annotated[
         list[str],
-        typer.Argument(help="Arms VERSION[:MODE] in order (`base`: the bundled model; modes: paper, optimal, blind)"),
+        typer.Argument(
+            help="Arms VERSION[:MODE] in order (`base`: the bundled model; modes: paper, optimal, blind, raw)"
+        ),
     ],
     out_dir: Annotated[Path, typer.Option(help="Reports and plots")] = PROJECT_ROOT / "var" / "audit",
     versions_dir: VersionsDirOption = PROJECT_ROOT / "versions",

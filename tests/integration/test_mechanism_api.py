@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.mechanism.exposure import parse
+from service.mechanism.exposure import FormatErrorKind, parse
 from service.mechanism.types import AuctionContext
 from tests.integration.conftest import Server, catalog_request
 
@@ -69,17 +69,40 @@ def test_a_bid_sweep_in_bid_blind_mode_reuses_the_samples_and_rises(server: Serv
 def test_the_optimal_rule_serves_a_clean_sample_whenever_one_exists(
     client: httpx.Client, catalog: dict[str, Any]
 ) -> None:
-    served_broken = clean_available = 0
+    served_broken = contested = 0
     for seed in range(1, 7):
-        request = copy_marker_request(catalog, seed=seed, return_samples=True)  # the default rule: optimal
+        # Raw samples (no marker grammar), so that broken ones compete with clean ones; the default rule: optimal
+        request = copy_marker_request(catalog, seed=seed, return_samples=True, constrain_markers=False)
         body = client.post("/v1/auctions", json=request).json()
         assert body["mechanism"]["selection"] == "optimal"
         ads = AuctionContext.from_dict(request).ads
         errors = [len(parse(t, ads, truncated=True).errors) for t in body["sample_texts"]]
-        if min(errors) == 0:
-            clean_available += 1
+        if min(errors) == 0 < max(errors):
+            contested += 1
             served_broken += body["format_errors"] > 0
         assert body["probabilities"][body["served_index"]] == body["served_probability"]
         assert sum(body["probabilities"]) == pytest.approx(1.0)
-    assert clean_available > 0
+    assert contested > 0
     assert served_broken == 0
+
+
+def test_decoding_under_the_marker_grammar_writes_only_whole_candidate_markers(
+    client: httpx.Client, catalog: dict[str, Any]
+) -> None:
+    """The same seeded requests, raw and under the grammar (the default): the model breaks markers on its own
+    (a neighbour's or an invented id, a missing bracket), never under the grammar, which still lets it place ads."""
+    broken = {False: 0, True: 0}
+    placed = {False: 0, True: 0}
+    allowed = {FormatErrorKind.TRUNCATED, FormatErrorKind.DANGLING_ID}  # a cut marker; "[ID]" as plain text
+    for seed in range(1, 5):
+        for constrained in (False, True):
+            request = copy_marker_request(catalog, seed=seed, return_samples=True, constrain_markers=constrained)
+            body = client.post("/v1/auctions", json=request).json()
+            ads = AuctionContext.from_dict(request).ads
+            for text in body["sample_texts"]:
+                exposure = parse(text, ads, truncated=True)
+                broken[constrained] += sum(e.kind not in allowed for e in exposure.errors)
+                placed[constrained] += len(exposure.placements)
+    assert broken[False] > 0, "the raw samples broke no marker: the comparison shows nothing"
+    assert broken[True] == 0
+    assert placed[True] > 0

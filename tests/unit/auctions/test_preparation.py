@@ -3,6 +3,7 @@ and chat template (no engine needed: preparation only reads its tokenizer and co
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,18 @@ def test_a_prompt_too_long_for_the_model_is_refused(engine: TokenizerOnly) -> No
     settings = Settings(secret_key="s" * 40, prompt_format="p2")
     with pytest.raises(InvalidRequest, match="the prompt has"):
         prepare(request(max_tokens=64), "a1", TokenizerOnly(engine.tokenizer, max_model_len=300), settings)  # type: ignore[arg-type]
+
+
+def test_decoding_is_constrained_to_the_eligible_candidates_markers(engine: TokenizerOnly) -> None:
+    settings = Settings(secret_key="s" * 40)
+    assert settings.constrain_markers  # the deployment's default
+    prepared = prepare(request(), "a1", engine, settings)  # type: ignore[arg-type]
+    assert prepared.sampling.regex == "(?:[^@]|@(?:Runner One@\\[Ad-1\\]))*"
+    # The controls removed every ad: no marker can be written at all.
+    no_ads = dataclasses.replace(prepared.context, ads=())
+    assert prepare(request(), "a1", engine, settings, context=no_ads).sampling.regex == "[^@]*"  # type: ignore[arg-type]
+    raw = prepare(request(constrain_markers=False), "a1", engine, settings)  # type: ignore[arg-type]
+    assert raw.sampling.regex is None
+    off = Settings(secret_key="s" * 40, constrain_markers=False)
+    assert prepare(request(), "a1", engine, off).sampling.regex is None  # type: ignore[arg-type]
+    assert prepare(request(constrain_markers=True), "a1", engine, off).sampling.regex is not None  # type: ignore[arg-type]

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from service.mechanism.exposure import FormatErrorKind, parse, render
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.mechanism.exposure import FormatErrorKind, marker_regex, parse, render
 from service.mechanism.types import Ad
 
 
@@ -86,3 +91,49 @@ def test_a_truncated_marker_is_never_shown(running_ads: tuple[Ad, ...]) -> None:
         assert render(exposure, lambda _: "L") == "Look for support: "
     # A complete answer is not suspected of truncation.
     assert not parse("Email me @home", running_ads).errors
+
+
+# The marker grammar decoding is constrained to (vLLM structured outputs). Its regex uses only syntax that
+# Python's re shares with xgrammar, so re.fullmatch is the language it defines.
+TRICKY = Ad("Ad-1.5", "C++ (2nd ed.) x? Guide*", "https://example.com/c", 9.0)
+GRAMMAR_ADS = (
+    Ad("Ad-7001", "ArchGuard Stability Runner", "https://example.com/a", 35.0),
+    Ad("Ad-7002", "CloudStep Orthotic Insoles", "https://example.com/c", 12.5),
+    TRICKY,
+)
+
+FRAGMENTS = [
+    "Try ",
+    "a stable shoe. ",
+    "\n",
+    "[Ad-7001] ",
+    "@ArchGuard Stability Runner@[Ad-7001]",
+    "@CloudStep Orthotic Insoles@[Ad-7002]",
+    "@ArchGuard Stability Runner@[Ad-7002]",  # a neighbour's id
+    "@ArchGuard Stability Runner@Ad-7001",  # bare id
+    "@CloudStep Orthotic Insoles@",  # no id
+    "@Some Shoe@[Ad-1234]",  # not a candidate
+    "mail me @ home",
+    f"@{TRICKY.title}@[{TRICKY.id}]",
+    "@C++ (2nd ed.) Guide@[Ad-1.5]",  # the metacharacters must match literally, not as a pattern
+]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=8))
+def test_the_marker_grammar_admits_exactly_the_texts_without_a_broken_marker(parts: list[str]) -> None:
+    ads = GRAMMAR_ADS
+    text = "".join(parts)
+    admitted = re.fullmatch(marker_regex(ads), text) is not None
+    kinds = {e.kind for e in parse(text, ads).errors} - {FormatErrorKind.DANGLING_ID}  # "[ID]" is plain text
+    # Every "@" opens a candidate's whole marker ⇔ nothing marker-shaped is broken.
+    whole = re.sub(r"@ArchGuard Stability Runner@\[Ad-7001\]|@CloudStep Orthotic Insoles@\[Ad-7002\]", "", text)
+    whole = whole.replace(f"@{TRICKY.title}@[{TRICKY.id}]", "")
+    assert admitted == ("@" not in whole)
+    if admitted:
+        assert kinds == set()
+        assert len(parse(text, ads).placements) == text.count("@") // 2
+
+
+def test_the_marker_grammar_without_candidates_forbids_markers() -> None:
+    assert re.fullmatch(marker_regex(()), "No ads here.\n") is not None
+    assert re.fullmatch(marker_regex(()), "@Some Shoe@[Ad-1]") is None
