@@ -82,6 +82,9 @@ def fit_ctr(
     parent: Annotated[
         Path | None, typer.Option(help="The CTR model that priced the traffic; default: built in")
     ] = None,
+    holdout: Annotated[
+        list[Path] | None, typer.Option(help="CTR JSONL of other traffic: a separate test of every candidate")
+    ] = None,
 ) -> None:
     """Fit the CTR model on exported rows (held-out report and calibration plot beside the output); serve it with
     AUCTION_CTR_MODEL_PATH=<output>. Fewer than 30 clicks: refused, exit 2 (keep the parent)."""
@@ -90,7 +93,7 @@ def fit_ctr(
     rows = read_rows(tqdm(data, desc="reading", unit="file"))
     parent_model = load_ctr_model(parent) if parent else DEFAULT_CTR_MODEL
     try:
-        model, info = run_fit(rows, version, parent_model)
+        model, info = run_fit(rows, version, parent_model, read_rows(holdout or []))
     except NotEnoughClicks as exc:
         typer.echo(json.dumps({"refused": str(exc), "keep": parent_model.version}))
         raise typer.Exit(2) from exc

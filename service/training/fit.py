@@ -54,8 +54,8 @@ def _weights(rows: Sequence[dict[str, Any]]) -> list[float]:
     return [w / mean for w in raw]
 
 
-def _fold(row: dict[str, Any]) -> int:
-    digest = hashlib.sha256(str(row.get("auction_id", "")).encode()).digest()
+def _fold(row: dict[str, Any], salt: str = "") -> int:
+    digest = hashlib.sha256((salt + str(row.get("auction_id", ""))).encode()).digest()
     return int.from_bytes(digest[:4], "big") % FOLDS
 
 
@@ -111,20 +111,71 @@ def _scores(y: Sequence[int], p: Sequence[float], groups: Sequence[str]) -> dict
     }
 
 
-def _logistic(x: Any, y: Any, weights: Any) -> tuple[float, Any]:
+def _logistic(x: Any, y: Any, weights: Any, prior: LogisticCTRModel | None = None, c: float = 1.0) -> tuple[float, Any]:
     """L2 logistic regression (C = 1) on standardised features, returned on the raw scale (intercept, coefficients).
 
     Why standardise: the similarities live in ≈ [−0.1, 0.5] and the user's rate in ≈ [0.05, 0.4], so an L2
     penalty on raw coefficients shrinks exactly the informative ones (a cosine's coefficient must be ≈ 5–10 to
-    matter); measured on 329 logged rows, C = 1 on raw features lost 0.02 of held-out AUC against C ≥ 10."""
+    matter); measured on 329 logged rows, C = 1 on raw features lost 0.02 of held-out AUC against C ≥ 10.
+
+    ``prior``: the penalty pulls the coefficients towards the prior's instead of towards 0 (the MAP estimate
+    under a Gaussian prior centred on the parent model): ``min C·Σ wᵢ·logloss + ½‖β − β_parent‖²`` in
+    standardised units, C chosen by ``_prior_strength``. Why: a few hundred logged rows with 70 clicks do not
+    identify eight coefficients — shrunk to 0, the refit ranked clicks worse than the parent it was meant to
+    improve (AUC 0.725 against 0.762 on 271 rows, docs/ctr/README.md) — while the parent already encodes what is
+    known; the data then only move the coefficients they have evidence on."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit((x - mean) / scale, y, sample_weight=weights)
-    coefficients = model.coef_[0] / scale
-    return float(model.intercept_[0] - float(np.dot(coefficients, mean))), coefficients
+    z = (x - mean) / scale
+    if prior is None:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, max_iter=2000).fit(z, y, sample_weight=weights)
+        intercept_z, beta_z = float(model.intercept_[0]), model.coef_[0]
+    else:
+        from scipy.optimize import minimize
+
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+        centre = np.asarray([prior.coefficients.get(name, 0.0) for name in FEATURE_NAMES]) * scale
+        start = np.concatenate([[prior.intercept + float(np.dot(centre / scale, mean))], centre])
+
+        def objective(theta: Any) -> tuple[float, Any]:
+            logits = theta[0] + z @ theta[1:]
+            loss = c * float(np.sum(w * (np.logaddexp(0.0, logits) - y * logits)))
+            residual = c * w * (1.0 / (1.0 + np.exp(-logits)) - y)
+            gap = theta[1:] - centre
+            grad = np.concatenate([[residual.sum()], z.T @ residual + gap])
+            return loss + 0.5 * float(gap @ gap), grad
+
+        theta = minimize(objective, start, jac=True, method="L-BFGS-B").x
+        intercept_z, beta_z = float(theta[0]), theta[1:]
+    coefficients = beta_z / scale
+    return intercept_z - float(np.dot(coefficients, mean)), coefficients
+
+
+PRIOR_STRENGTHS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def _prior_strength(x: Any, y: Any, weights: Any, folds: Any, prior: LogisticCTRModel) -> float:
+    """C of the parent-centred fit by cross-validation inside the training rows (grouped folds again, so the
+    outer held-out rows never choose it): the C with the lowest weighted out-of-fold log loss. Small C keeps the
+    parent, large C lets the data speak; the data decide how much they know."""
+    import numpy as np
+
+    best, best_loss = PRIOR_STRENGTHS[-1], math.inf
+    for c in PRIOR_STRENGTHS:
+        total = 0.0
+        for k in set(folds.tolist()):
+            train, test = folds != k, folds == k
+            if len(set(y[train].tolist())) < 2:
+                continue
+            p = np.clip(_predict(_logistic(x[train], y[train], weights[train], prior, c), x[test]), 1e-6, 1 - 1e-6)
+            total += float(np.sum(weights[test] * -(y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p))))
+        if total < best_loss:
+            best, best_loss = c, total
+    return best
 
 
 def _predict(fitted: tuple[float, Any], x: Any) -> Any:
@@ -135,9 +186,16 @@ def _predict(fitted: tuple[float, Any], x: Any) -> Any:
 
 
 def fit_ctr(
-    rows: list[dict[str, Any]], version: str | None = None, parent: CTRModel = DEFAULT_CTR_MODEL
+    rows: list[dict[str, Any]],
+    version: str | None = None,
+    parent: CTRModel = DEFAULT_CTR_MODEL,
+    holdout: Sequence[dict[str, Any]] = (),
 ) -> tuple[LogisticCTRModel, dict[str, Any]]:
-    """The logistic model fitted on all rows, and the report (cross-validated comparison, data facts)."""
+    """The logistic model fitted on all rows, and the report (cross-validated comparison, data facts).
+
+    What ships: the propensity-weighted logistic regression shrunk towards the parent when the parent is a
+    logistic model (``logistic_from_parent``), else shrunk towards 0 (``logistic``). ``holdout``: rows of other
+    traffic, scored by every candidate fitted on all of ``rows`` (a second, fully separate test)."""
     import numpy as np
     from sklearn.neural_network import MLPClassifier
 
@@ -154,23 +212,52 @@ def fit_ctr(
     x_all, w_all = matrix(rows), np.asarray(_weights(rows))
     y_arr = np.asarray(y_all)
     folds = np.asarray([_fold(row) for row in rows])
-    out_of_fold: dict[str, Any] = {name: np.zeros(len(rows)) for name in ("logistic", "logistic_unweighted", "mlp")}
+    prior = parent if isinstance(parent, LogisticCTRModel) else None
+    names = ["logistic", "logistic_unweighted", "mlp"] + (["logistic_from_parent"] if prior is not None else [])
+    shipped = "logistic_from_parent" if prior is not None else "logistic"
+
+    inner_all = np.asarray([_fold(row, salt="inner") for row in rows])  # the folds that choose C
+
+    def fitted_models(mask: Any) -> dict[str, Any]:
+        """Each candidate fitted on the rows of ``mask``, as a function from features to CTR."""
+        x, y, w = x_all[mask], y_arr[mask], w_all[mask]
+        models: dict[str, Any] = {
+            "logistic": _logistic(x, y, w),
+            "logistic_unweighted": _logistic(x, y, None),
+            # sklearn's MLP takes no sample weights: unweighted (stated in the report)
+            "mlp": MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, max_iter=600, random_state=0).fit(x, y),
+        }
+        if prior is not None:
+            c = _prior_strength(x, y, w, inner_all[mask], prior)
+            models["logistic_from_parent"] = _logistic(x, y, w, prior, c)
+        return {
+            name: (lambda v, m=m: m.predict_proba(v)[:, 1]) if name == "mlp" else (lambda v, m=m: _predict(m, v))
+            for name, m in models.items()
+        }
+
+    out_of_fold: dict[str, Any] = {name: np.zeros(len(rows)) for name in names}
     for k in range(FOLDS):
         train, test = folds != k, folds == k
         if not test.any() or len(set(y_arr[train].tolist())) < 2:
             continue
-        weighted = _logistic(x_all[train], y_arr[train], w_all[train])
-        out_of_fold["logistic"][test] = _predict(weighted, x_all[test])
-        plain = _logistic(x_all[train], y_arr[train], None)
-        out_of_fold["logistic_unweighted"][test] = _predict(plain, x_all[test])
-        # sklearn's MLP takes no sample weights: unweighted (stated in the report)
-        mlp = MLPClassifier(hidden_layer_sizes=(64, 32), alpha=1e-3, max_iter=600, random_state=0)
-        out_of_fold["mlp"][test] = mlp.fit(x_all[train], y_arr[train]).predict_proba(x_all[test])[:, 1]
+        for name, predict in fitted_models(train).items():
+            out_of_fold[name][test] = predict(x_all[test])
     out_of_fold["parent"] = np.asarray([parent.predict(tuple(v)) for v in x_all.tolist()])
     groups = [str(row.get("auction_id", i)) for i, row in enumerate(rows)]
     candidates = {name: _scores(y_all, p.tolist(), groups) for name, p in out_of_fold.items()}
 
-    intercept, coefficients = _logistic(x_all, y_arr, w_all)
+    separate: dict[str, Any] = {}
+    y_hold = [int(row["clicked"]) for row in holdout]
+    if holdout and len(set(y_hold)) == 2:
+        x_hold = matrix(holdout)
+        everything = np.ones(len(rows), dtype=bool)
+        predictions = {name: f(x_hold) for name, f in fitted_models(everything).items()}
+        predictions["parent"] = np.asarray([parent.predict(tuple(v)) for v in x_hold.tolist()])
+        hold_groups = [str(row.get("auction_id", i)) for i, row in enumerate(holdout)]
+        separate = {name: _scores(y_hold, p.tolist(), hold_groups) for name, p in predictions.items()}
+
+    strength = _prior_strength(x_all, y_arr, w_all, inner_all, prior) if prior is not None else 1.0
+    intercept, coefficients = _logistic(x_all, y_arr, w_all, prior, strength)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:8]
     version = version or f"ctr-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{digest}"
     model = LogisticCTRModel(
@@ -178,7 +265,7 @@ def fit_ctr(
         intercept=intercept,
         coefficients={name: float(c) for name, c in zip(FEATURE_NAMES, coefficients, strict=True)},
     )
-    fitted, old = candidates["logistic"], candidates["parent"]
+    fitted, old = candidates[shipped], candidates["parent"]
     info = {
         "rows": len(rows),
         "clicks": positives,
@@ -188,6 +275,8 @@ def fit_ctr(
         "click_rate": positives / len(rows),
         "parent": parent.version,
         "propensity_weighted": any(row.get("propensity") is not None for row in rows),
+        "shipped": shipped,
+        "prior_strength_c": strength if prior is not None else None,
         "beats_parent": bool(
             fitted["auc"] is not None
             and old["auc"] is not None
@@ -196,10 +285,23 @@ def fit_ctr(
         ),
         "heldout": {name: {k: v for k, v in s.items() if k != "calibration"} for name, s in candidates.items()},
         "calibration": {name: s["calibration"] for name, s in candidates.items()},
+        "separate_holdout": (
+            {"rows": len(holdout), "clicks": sum(y_hold)}
+            | {name: {k: v for k, v in sc.items() if k != "calibration"} for name, sc in separate.items()}
+            if separate
+            else None
+        ),
         "data_sha256_8": digest,
         "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return model, info
+
+
+def _report_row(name: str, s: dict[str, Any]) -> str:
+    auc = f"{s['auc']:.3f}" if s["auc"] is not None else "–"
+    if s.get("auc_ci95"):
+        auc += f" [{s['auc_ci95'][0]:.3f}, {s['auc_ci95'][1]:.3f}]"
+    return f"| {name} | {auc} | {s['log_loss']:.4f} | {s['ece']:.4f} | {s['mean_predicted']:.3f} |"
 
 
 def write_report(info: dict[str, Any], out_dir: Path) -> Path:
@@ -213,17 +315,26 @@ def write_report(info: dict[str, Any], out_dir: Path) -> Path:
     lines = [
         f"# CTR refit: {info['rows']} rows, {info['clicks']} clicks (click rate {info['click_rate']:.3f})",
         "",
-        f"Evaluation: {info['evaluation']}. Parent: `{info['parent']}`. Ships: the propensity-weighted logistic "
-        f"model (beats the parent on AUC and log loss: {'yes' if info['beats_parent'] else 'no'}).",
+        f"Evaluation: {info['evaluation']}. Parent: `{info['parent']}`. Ships: `{info['shipped']}` "
+        f"(beats the parent on AUC and log loss: {'yes' if info['beats_parent'] else 'no'}).",
         "",
         "| model | AUC [95 % CI] | log loss | calibration error (ECE) | mean predicted |",
         "|---|---|---|---|---|",
     ]
-    for name, s in info["heldout"].items():
-        auc = f"{s['auc']:.3f}" if s["auc"] is not None else "–"
-        if s.get("auc_ci95"):
-            auc += f" [{s['auc_ci95'][0]:.3f}, {s['auc_ci95'][1]:.3f}]"
-        lines.append(f"| {name} | {auc} | {s['log_loss']:.4f} | {s['ece']:.4f} | {s['mean_predicted']:.3f} |")
+    lines.extend(_report_row(name, s) for name, s in info["heldout"].items())
+    holdout = info.get("separate_holdout")
+    if holdout:
+        lines += [
+            "",
+            f"Separate traffic ({holdout['rows']} rows, {holdout['clicks']} clicks), scored by the candidates "
+            "fitted on all rows above:",
+            "",
+            "| model | AUC [95 % CI] | log loss | calibration error (ECE) | mean predicted |",
+            "|---|---|---|---|---|",
+        ]
+        for name, sc in holdout.items():
+            if isinstance(sc, dict):
+                lines.append(_report_row(name, sc))
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", "utf-8")
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
