@@ -13,9 +13,7 @@ resampled), and the format errors per mode; raw results in var/bench/marker_gram
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from service.devtools.bench import body_for, save_results, start, wait_ready
+from service.devtools.bench import body_for, save_results, service_env, start, wait_ready
 from service.storage.redis import free_port
 
 
@@ -39,10 +37,7 @@ def main(pairs: int) -> None:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
-               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
-               "AUCTION_SAMPLE_CACHE_TTL_S": "0"}  # fmt: skip
+        env = service_env(Path(tmp), port, AUCTION_SAMPLE_CACHE_TTL_S="0")
         service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
         url = f"http://127.0.0.1:{port}"
         try:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from service.devtools.bench import body_for, closed_loop, rate_for, start, wait_ready
+from service.devtools.bench import body_for, closed_loop, rate_for, service_env, start, wait_ready
 from service.settings import PROJECT_ROOT
 from service.storage.redis import free_port
 
@@ -64,10 +62,7 @@ def main(seconds: float, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
-               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
-               "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64"}  # fmt: skip
+        env = service_env(Path(tmp), port, AUCTION_MAX_AUCTIONS_IN_FLIGHT="64")
         service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
         url = f"http://127.0.0.1:{port}"
         try:

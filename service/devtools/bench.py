@@ -26,6 +26,23 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def service_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
+    """The benchmarked service's environment: a fresh key, Redis and spool in ``tmp``, no rate limit."""
+    import os
+    import secrets
+
+    return {
+        **os.environ,
+        "PORT": str(port),
+        "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
+        "AUCTION_REDIS_DATA_DIR": str(tmp / "redis"),
+        "AUCTION_LOG_LEVEL": "warning",
+        "AUCTION_SPOOL_PATH": str(tmp / "spool.jsonl"),
+        "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
+        **extra,
+    }
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 

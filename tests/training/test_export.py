@@ -272,7 +272,7 @@ def test_a_refit_on_few_clicks_is_centred_on_the_parent() -> None:
     import numpy as np
 
     rng = random.Random(11)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(300):
         features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
         features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
