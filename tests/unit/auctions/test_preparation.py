@@ -13,6 +13,7 @@ from service.auctions.preparation import prepare
 from service.auctions.schemas import AuctionRequest
 from service.engine.tokenizer import HFChatTokenizer
 from service.errors import InvalidRequest
+from service.mechanism.exposure import marker_regex
 from service.settings import DEFAULT_MODEL_DIR, Settings
 
 
@@ -72,7 +73,8 @@ def test_decoding_is_constrained_to_the_eligible_candidates_markers(engine: Toke
     settings = Settings(secret_key="s" * 40)
     assert settings.constrain_markers  # the deployment's default
     prepared = prepare(request(), "a1", engine, settings)  # type: ignore[arg-type]
-    assert prepared.sampling.regex == "[^@]*(?:@(?:Runner One@\\[Ad-1\\])[^@]*)*"
+    assert prepared.sampling.regex == marker_regex(prepared.context.ads)
+    assert "Runner One@\\[Ad-1\\]" in prepared.sampling.regex
     # The controls removed every ad: no marker can be written at all.
     no_ads = dataclasses.replace(prepared.context, ads=())
     assert prepare(request(), "a1", engine, settings, context=no_ads).sampling.regex == "[^@]*"  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.mechanism.exposure import FormatErrorKind, marker_regex, parse, render
+from service.mechanism.exposure import MARKER_OPENERS, FormatErrorKind, marker_regex, parse, render
 from service.mechanism.types import Ad
 
 
@@ -106,6 +106,8 @@ FRAGMENTS = [
     "Try ",
     "a stable shoe. ",
     "\n",
+    "**",
+    "BassPod Earbuds",  # a title written without its "@": a marker may not be glued to it
     "[Ad-7001] ",
     "@ArchGuard Stability Runner@[Ad-7001]",
     "@CloudStep Orthotic Insoles@[Ad-7002]",
@@ -117,21 +119,31 @@ FRAGMENTS = [
     f"@{TRICKY.title}@[{TRICKY.id}]",
     "@C++ (2nd ed.) Guide@[Ad-1.5]",  # the metacharacters must match literally, not as a pattern
 ]
+WHOLE_MARKERS = re.compile("|".join(re.escape(f"@{ad.title}@[{ad.id}]") for ad in GRAMMAR_ADS))
+
+
+def well_formed(text: str) -> bool:
+    """Every "@" opens a candidate's whole marker, at the start or after an opener (not glued to a word)."""
+    starts = [m.start() for m in WHOLE_MARKERS.finditer(text)]
+    return "@" not in WHOLE_MARKERS.sub("", text) and all(s == 0 or text[s - 1] in MARKER_OPENERS for s in starts)
 
 
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=8))
-def test_the_marker_grammar_admits_exactly_the_texts_without_a_broken_marker(parts: list[str]) -> None:
-    ads = GRAMMAR_ADS
+def test_the_marker_grammar_admits_exactly_the_well_formed_texts(parts: list[str]) -> None:
     text = "".join(parts)
-    admitted = re.fullmatch(marker_regex(ads), text) is not None
-    kinds = {e.kind for e in parse(text, ads).errors} - {FormatErrorKind.DANGLING_ID}  # "[ID]" is plain text
-    # Every "@" opens a candidate's whole marker ⇔ nothing marker-shaped is broken.
-    whole = re.sub(r"@ArchGuard Stability Runner@\[Ad-7001\]|@CloudStep Orthotic Insoles@\[Ad-7002\]", "", text)
-    whole = whole.replace(f"@{TRICKY.title}@[{TRICKY.id}]", "")
-    assert admitted == ("@" not in whole)
-    if admitted:
+    admitted = re.fullmatch(marker_regex(GRAMMAR_ADS), text) is not None
+    assert admitted == well_formed(text)
+    if admitted:  # nothing marker-shaped is broken ("[ID]" alone is plain text)
+        kinds = {e.kind for e in parse(text, GRAMMAR_ADS).errors} - {FormatErrorKind.DANGLING_ID}
         assert kinds == set()
-        assert len(parse(text, ads).placements) == text.count("@") // 2
+        assert len(parse(text, GRAMMAR_ADS).placements) == text.count("@") // 2
+
+
+def test_a_marker_glued_to_a_word_is_outside_the_grammar() -> None:
+    rx = marker_regex(GRAMMAR_ADS)
+    assert re.fullmatch(rx, "Try @ArchGuard Stability Runner@[Ad-7001].") is not None
+    assert re.fullmatch(rx, "**@ArchGuard Stability Runner@[Ad-7001]**") is not None
+    assert re.fullmatch(rx, "BassPod Earbuds@ArchGuard Stability Runner@[Ad-7001]") is None
 
 
 def test_the_marker_grammar_without_candidates_forbids_markers() -> None:
