@@ -45,7 +45,7 @@ class Advertiser(StrictModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         default=None, description="Display name, shown in the ad's disclosure (who pays for it)"
     )
-    target_roi: Annotated[float, Field(ge=1, le=1000)] = Field(
+    target_roi: Annotated[float, Field(strict=True, ge=1, le=1000)] = Field(
         default=1.0,
         description="VM's target value/cost ratio τ ≥ 1 (the paper's assumption, under which first price is IR): "
         "a VM bids v/τ and pays its bid per click, so the implied value per click is τ·bid",
@@ -56,7 +56,7 @@ class AdCandidate(StrictModel):
     id: AdId
     title: AdTitle = Field(description='Shown verbatim; may not contain "@", "[", "]" or control characters')
     url: Annotated[AnyHttpUrl, Field(description="Landing page (http/https)")]
-    bid: Annotated[float, Field(ge=0, le=Bounds.MAX_BID, allow_inf_nan=False)] = Field(
+    bid: Annotated[float, Field(strict=True, ge=0, le=Bounds.MAX_BID, allow_inf_nan=False)] = Field(
         description="Value per click, currency units; rounded to cents"
     )
     advertiser: Advertiser | None = None
@@ -90,20 +90,20 @@ class User(StrictModel):
 
 
 class AuctionOptions(StrictModel):
-    samples: Annotated[int, Field(ge=1, le=Bounds.MAX_SAMPLES)] | None = Field(
+    samples: Annotated[int, Field(strict=True, ge=1, le=Bounds.MAX_SAMPLES)] | None = Field(
         default=None, description="K, the number of parallel samples"
     )
-    max_tokens: Annotated[int, Field(ge=1, le=Bounds.MAX_TOKENS)] | None = None
-    temperature: Annotated[float, Field(gt=0, le=2)] | None = None
-    top_p: Annotated[float, Field(gt=0, le=1)] | None = None
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = Field(
+    max_tokens: Annotated[int, Field(strict=True, ge=1, le=Bounds.MAX_TOKENS)] | None = None
+    temperature: Annotated[float, Field(strict=True, gt=0, le=2)] | None = None
+    top_p: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
+    seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | None = Field(
         default=None, description="Same seed and request ⇒ same K samples"
     )
     return_samples: StrictBool = Field(default=False, description="Include all K raw samples (debugging, audits)")
     selection: Literal["optimal", "uniform"] | None = Field(
         default=None, description="Which sample is served: the objective's optimum (softmax at T) or uniform"
     )
-    selection_temperature: Annotated[float, Field(ge=0.01, le=1e6)] | None = Field(
+    selection_temperature: Annotated[float, Field(strict=True, ge=0.01, le=1e6)] | None = Field(
         default=None, description="T of the optimal selection, in the units of the objective"
     )
     payment_rule: Literal["first_price", "myerson"] | None = None
@@ -113,17 +113,17 @@ class AuctionOptions(StrictModel):
     constrain_markers: StrictBool | None = Field(
         default=None, description="false: unconstrained decoding (raw samples, broken markers and all)"
     )
-    reserve_price: Annotated[float, Field(ge=0, le=Bounds.MAX_BID)] | None = Field(
+    reserve_price: Annotated[float, Field(strict=True, ge=0, le=Bounds.MAX_BID)] | None = Field(
         default=None, description="Floor per click: ads bidding below it are ineligible (with the deployment's)"
     )
     blocked_categories: Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=64)] = Field(
         default_factory=list, description="Ad categories this publisher does not show"
     )
-    allocation_curve: Annotated[list[Annotated[float, Field(ge=0, le=Bounds.MAX_BID)]], Field(max_length=32)] | None = (
-        Field(
-            default=None,
-            description="Bids at which to report each ad's ITCTR, the other bids fixed, from the same samples",
-        )
+    allocation_curve: (
+        Annotated[list[Annotated[float, Field(strict=True, ge=0, le=Bounds.MAX_BID)]], Field(max_length=32)] | None
+    ) = Field(
+        default=None,
+        description="Bids at which to report each ad's ITCTR, the other bids fixed, from the same samples",
     )
 
 

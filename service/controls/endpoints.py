@@ -27,12 +27,18 @@ class AdvertiserSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(max_length=128)] | None = Field(default=None, description="Display name")
-    daily_budget: Annotated[float, Field(ge=0)] | None = Field(default=None, description="Per UTC day; null: none")
-    total_budget: Annotated[float, Field(ge=0)] | None = None
+    daily_budget: Annotated[float, Field(strict=True, ge=0)] | None = Field(
+        default=None, description="Per UTC day; null: none"
+    )
+    total_budget: Annotated[float, Field(strict=True, ge=0)] | None = None
     pacing: StrictBool = Field(default=False, description="Spend the daily budget evenly over the day")
-    cap: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Impressions per user and ad per window")
-    advertiser_cap: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Per user, all its ads")
-    cap_window_s: Annotated[int, Field(ge=1)] | None = None
+    cap: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        default=None, description="Impressions per user and ad per window"
+    )
+    advertiser_cap: Annotated[int, Field(strict=True, ge=1)] | None = Field(
+        default=None, description="Per user, all its ads"
+    )
+    cap_window_s: Annotated[int, Field(strict=True, ge=1)] | None = None
     excluded_topics: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default_factory=list, description="Question categories next to which its ads never run"
     )

@@ -10,6 +10,8 @@ import pytest
 from redis import Redis as SyncRedis
 
 from service.events.log import CLICKS, IMPRESSIONS
+from service.mechanism.exposure import marker_regex
+from service.mechanism.types import AuctionContext
 from service.storage.redis import RedisServer
 from tests.integration.conftest import (
     Server,
@@ -36,7 +38,17 @@ def test_an_auction_writes_exactly_one_impression_with_all_k_samples(
     assert event["served_index"] == body["served_index"]
     assert event["prompt_hash"] == body["prompt_hash"]
     assert event["model"] == body["model"]
-    assert event["sampling"] == {"n": 4, "max_tokens": 16, "temperature": 0.7, "top_p": 0.8, "seed": 77}
+    # The marker grammar (the default) over the auction's candidates is part of the replayable sampling
+    grammar = marker_regex(AuctionContext.from_dict(event).ads)
+    assert event["sampling"] == {
+        "n": 4,
+        "max_tokens": 16,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "seed": 77,
+        "regex": grammar,
+    }
+    assert event["mechanism"]["marker_grammar"] is True
     assert event["query"] == request["query"]
     assert event["user"] == request["user"]
     assert [(a["id"], a["bid"]) for a in event["ads"]] == [(a["id"], a["bid"]) for a in request["ads"]]

@@ -68,3 +68,27 @@ def test_too_many_ads() -> None:
     ads = [{"id": f"A{i}", "title": f"T{i}", "url": "https://e.com", "bid": 1} for i in range(Bounds.MAX_ADS + 1)]
     with pytest.raises(ValidationError, match="ads"):
         AuctionRequest.model_validate(body(ads=ads))
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("bid", False), ("bid", "10"), ("samples", True), ("temperature", "0.7"), ("seed", True)],
+)
+def test_numbers_are_numbers_not_booleans_or_strings(where: str, value: object) -> None:
+    """JSON true/false and numeric strings are refused, not coerced (the schema fuzzer sent `"bid": false` and the
+    auction ran at bid 0); integers still count as floats."""
+    request: dict[str, Any] = {
+        "query": "q",
+        "user": {"id": "u"},
+        "ads": [{"id": "A-1", "title": "T", "url": "https://example.com/t", "bid": 10}],
+    }
+    if where == "bid":
+        request["ads"][0]["bid"] = value
+    else:
+        request["options"] = {where: value}
+    with pytest.raises(ValidationError):
+        AuctionRequest.model_validate(request)
+    assert (
+        AuctionRequest.model_validate({**request, "ads": [{**request["ads"][0], "bid": 10}], "options": {}}).ads[0].bid
+        == 10
+    )
