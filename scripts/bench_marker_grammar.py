@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from service.devtools.bench import body_for, save_results, service_env, start, wait_ready
-from service.storage.redis import free_port
+from service.devtools.bench import bench_service, body_for, save_results
 
 
 def bootstrap_median(values: list[float], rounds: int = 2000) -> tuple[float, float]:
@@ -35,33 +31,23 @@ def bootstrap_median(values: list[float], rounds: int = 2000) -> tuple[float, fl
 
 def main(pairs: int) -> None:
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = service_env(Path(tmp), port, AUCTION_SAMPLE_CACHE_TTL_S="0")
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, "/readyz")
-            with httpx.Client(base_url=url, timeout=600) as http:
-                http.post("/v1/auctions", json=body_for(0, n_ads=20, samples=8, max_tokens=64)).raise_for_status()
-                for i in range(pairs):
-                    order = (True, False) if i % 2 == 0 else (False, True)  # A B, B A, ...
-                    row: dict[str, Any] = {"pair": i}
-                    for constrained in order:
-                        body = body_for(i + 1, n_ads=20, samples=8, max_tokens=64, seed=20_000 + i)
-                        body["options"]["constrain_markers"] = constrained
-                        body["options"]["return_samples"] = True
-                        t0 = time.perf_counter()
-                        response = http.post("/v1/auctions", json=body)
-                        response.raise_for_status()
-                        name = "grammar" if constrained else "raw"
-                        row[f"{name}_s"] = time.perf_counter() - t0
-                        row[f"{name}_served_format_errors"] = response.json()["format_errors"]
-                    runs.append(row)
-                    print(f"pair {i + 1}: grammar {row['grammar_s']:.2f} s, raw {row['raw_s']:.2f} s", flush=True)
-        finally:
-            service.terminate()
-            service.wait(60)
+    with bench_service(AUCTION_SAMPLE_CACHE_TTL_S="0") as (url, _), httpx.Client(base_url=url, timeout=600) as http:
+        http.post("/v1/auctions", json=body_for(0, n_ads=20, samples=8, max_tokens=64)).raise_for_status()
+        for i in range(pairs):
+            order = (True, False) if i % 2 == 0 else (False, True)  # A B, B A, ...
+            row: dict[str, Any] = {"pair": i}
+            for constrained in order:
+                body = body_for(i + 1, n_ads=20, samples=8, max_tokens=64, seed=20_000 + i)
+                body["options"]["constrain_markers"] = constrained
+                body["options"]["return_samples"] = True
+                t0 = time.perf_counter()
+                response = http.post("/v1/auctions", json=body)
+                response.raise_for_status()
+                name = "grammar" if constrained else "raw"
+                row[f"{name}_s"] = time.perf_counter() - t0
+                row[f"{name}_served_format_errors"] = response.json()["format_errors"]
+            runs.append(row)
+            print(f"pair {i + 1}: grammar {row['grammar_s']:.2f} s, raw {row['raw_s']:.2f} s", flush=True)
     ratios = [r["grammar_s"] / r["raw_s"] for r in runs]
     low, high = bootstrap_median(ratios)
     summary = {

@@ -7,6 +7,8 @@ import asyncio
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,28 @@ def service_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def bench_service(**extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m service serve`` on a free port with ``service_env`` (``extra``: more AUCTION_* settings), ready;
+    yields (base URL, process) and stops it afterwards."""
+    import sys
+    import tempfile
+
+    from service.storage.redis import free_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = service_env(Path(tmp), port, **extra)
+        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url, "/readyz")
+            yield url, service
+        finally:
+            service.terminate()
+            service.wait(60)
 
 
 def wait_ready(url: str, path: str, seconds: float = 300) -> None:
