@@ -180,7 +180,10 @@ def _regex_literal(text: str) -> str:
 # then the "@" of "@[ID]" ("BassPod Wireless Earbuds@") must not have that "@" completed as another ad's marker
 # ("…Earbuds@AuraSound ANC Headphones@[Ad-7056]": 14 of 546 placements of irpo-r1 before this rule).
 MARKER_OPENERS = " \t\n\r([{\"'*_]"
-_OPENER_CLASS = r"""[ \t\n\r(\[{"'*_\]]"""  # the same characters as a class both re and xgrammar read
+# The same characters as one regex class, spelled so that both re and xgrammar read it: escapes for the
+# control characters and the brackets, the rest literal.
+_CLASS_ESCAPES = {"\t": r"\t", "\n": r"\n", "\r": r"\r", "[": r"\[", "]": r"\]", "\\": r"\\", "^": r"\^", "-": r"\-"}
+_OPENER_CLASS = "[" + "".join(_CLASS_ESCAPES.get(c, c) for c in MARKER_OPENERS) + "]"
 
 
 @lru_cache(maxsize=1024)

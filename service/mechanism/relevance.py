@@ -7,6 +7,7 @@ encoder (``service.models.encoder``); this module only says which texts are comp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,15 +73,21 @@ def profile_text(profile: Mapping[str, Any]) -> str:
 
 
 def window(exposure: Exposure, ad_id: str, chars: int = WINDOW_CHARS) -> str:
-    """The answer's words around the ad's first marker, without the ad itself (its own title would make any
-    placement look relevant), other markers replaced by their titles: what the user reads next to the ad."""
+    """The answer's words around the ad's first marker, without the ad itself, other markers replaced by their
+    titles: what the user reads next to the ad. The ad's own title is left out wherever it stands in the window,
+    as its marker or in plain words: ``sim(ad, window)`` of "BassPod Wireless Earbuds @BassPod Wireless
+    Earbuds@[Ad-7057] are good" would otherwise be the title's similarity to itself, and the CTR model would
+    price a sentence that names the product twice as a relevant placement (the README example, session 6)."""
     placement = next((p for p in exposure.placements if p.ad_id == ad_id), None)
     if placement is None:
         raise ValueError(f"ad {ad_id} is not exposed in this response")
     text = exposure.text
     before = text[max(0, placement.start - chars) : placement.start]
     after = text[placement.end : placement.end + chars]
+    own = re.compile(re.escape(placement.title), re.IGNORECASE) if placement.title.strip() else None
     clean = [MARKER_RE.sub(lambda m: m.group(1), part) for part in (before, after)]
+    if own is not None:
+        clean = [own.sub(" ", part) for part in clean]
     return " ".join(" ".join(part.split()) for part in clean if part.strip())
 
 

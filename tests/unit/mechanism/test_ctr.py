@@ -55,6 +55,18 @@ def test_the_window_is_the_text_around_the_marker_without_markers(context: Aucti
     assert window(exposure, "Ad-7001") == "Stability matters. supports flat feet."
 
 
+def test_the_window_leaves_out_the_ads_own_title_in_plain_words(context: AuctionContext) -> None:
+    # The title written next to its marker, and again as a second marker, is the ad, not the answer around it;
+    # another ad's title stays (it is what the user reads next to this one).
+    text = (
+        "archguard stability runner: @ArchGuard Stability Runner@[Ad-7001] supports flat feet, "
+        "like @CloudStep Orthotic Insoles@[Ad-7002] and @ArchGuard Stability Runner@[Ad-7001]."
+    )
+    exposure = parse(text, context.ads)
+    assert window(exposure, "Ad-7001") == ": supports flat feet, like CloudStep Orthotic Insoles and ."
+    assert "ArchGuard Stability Runner" in window(exposure, "Ad-7002")
+
+
 def test_default_model_hand_checked(context: AuctionContext) -> None:
     exposure = parse("@ArchGuard Stability Runner@[Ad-7001] helps.", context.ads)
     relevance = Relevance(query={"Ad-7001": 0.2}, profile={"Ad-7001": 0.0}, around={(0, "Ad-7001"): 0.25})
