@@ -15,22 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import random
-import secrets
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from service.data import catalog_context, request_body
-from service.devtools.bench import save_results, start, wait_ready
+from service.devtools.bench import bench_service, save_results
 from service.mechanism.types import AuctionContext
-from service.storage.redis import free_port
 
 REPEAT_SHARE = 0.3
 
@@ -73,25 +67,14 @@ async def run(url: str, requests: list[dict[str, Any]], concurrency: int = 4) ->
 def main(n: int, rounds: int) -> None:
     modes = {"bids_in_prompt": True, "bid_blind": False}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
-               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0"}  # fmt: skip
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, "/readyz")
-            names = list(modes)
-            for i in range(2 * rounds):
-                name = names[(i + i // 2) % 2]  # A B B A ...
-                result = asyncio.run(run(url, bodies(n, i, modes[name])))
-                results[name].append(result)
-                print(f"round {i + 1}: {name:15} hit rate {result['hit_rate']:.2f}, {result['per_s']:.2f} auctions/s",
-                      flush=True)  # fmt: skip
-        finally:
-            service.terminate()
-            service.wait(60)
+    with bench_service() as (url, _service):
+        names = list(modes)
+        for i in range(2 * rounds):
+            name = names[(i + i // 2) % 2]  # A B B A ...
+            result = asyncio.run(run(url, bodies(n, i, modes[name])))
+            results[name].append(result)
+            print(f"round {i + 1}: {name:15} hit rate {result['hit_rate']:.2f}, {result['per_s']:.2f} auctions/s",
+                  flush=True)  # fmt: skip
     med = {
         name: {k: statistics.median(r[k] for r in rows) for k in ("hit_rate", "per_s")}
         for name, rows in results.items()

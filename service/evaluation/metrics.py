@@ -67,6 +67,8 @@ class AuctionStats:
     answer_relevance: float = 0.0  # summed over samples: cos(answer without markers, query)
     oracle_revenue: float = 0.0  # Σ_i b_i·P_sim(click i | y_k*), k* = argmax_k reward_k
     oracle_reward: float = 0.0  # reward_k*
+    fitting: bool = True  # the question has a relevant candidate (an ad of its category); off-topic ones do not
+    relevant_shown: int = 0  # relevant ads shown, summed over samples (of ``ads_shown``)
 
 
 def answer_relevance(query: str, texts: Sequence[str]) -> list[float]:
@@ -95,7 +97,7 @@ def auction_stats(
     best_bid = max((a.bid for a in context.ads if a.id in relevant), default=None)
     best_ids = {a.id for a in context.ads if a.id in relevant and a.bid == best_bid}
     per_sample_clicks: list[dict[str, float]] = []
-    valid = relevant_n = best_n = errors_n = shown = 0
+    valid = relevant_n = best_n = errors_n = shown = relevant_shown = 0
     served_errors = served_relevant = 0.0
     rewards: list[float] = []
     values: list[float] = []
@@ -110,6 +112,7 @@ def auction_stats(
         best_n += bool(exposed & best_ids)
         errors_n += bool(exposure.errors)
         shown += len(exposed)
+        relevant_shown += len(exposed & relevant)
         served_errors += q[len(rewards)] * bool(exposure.errors)
         served_relevant += q[len(rewards)] * bool(exposed & relevant)
         value = math.fsum(bids[ad_id] * p for ad_id, p in clicks.items())
@@ -138,6 +141,8 @@ def auction_stats(
         answer_relevance=math.fsum(answer_relevance(context.query, texts)),
         oracle_revenue=values[oracle],
         oracle_reward=rewards[oracle],
+        fitting=bool(relevant),
+        relevant_shown=relevant_shown,
     )
 
 
@@ -185,7 +190,21 @@ def summarize(stats: Sequence[AuctionStats]) -> dict[str, float | None]:
         "served_relevant_share": math.fsum(s.served_relevant for s in stats) / n,
         "ir_violations": sum(s.ir_violations for s in stats),
         "answer_relevance": math.fsum(s.answer_relevance for s in stats) / samples,
+        # the issue's targets split by question: a valid ad where one fits, and where none does (off-topic);
+        # and the share of shown ads that are relevant
+        "valid_ad_share_fitting": _share(stats, fitting=True),
+        "valid_ad_share_unfitting": _share(stats, fitting=False),
+        "relevant_exposure_share": (
+            sum(s.relevant_shown for s in stats) / shown if (shown := sum(s.ads_shown for s in stats)) else None
+        ),
     }
+
+
+def _share(stats: Sequence[AuctionStats], *, fitting: bool) -> float | None:
+    """Valid-ad share of the samples of the auctions whose question has (or has not) a fitting candidate."""
+    part = [s for s in stats if s.fitting is fitting]
+    samples = sum(s.samples for s in part)
+    return sum(s.valid for s in part) / samples if samples else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -112,6 +113,22 @@ def test_summarize_averages_per_query_and_per_sample() -> None:
     assert summary["revenue_per_query"] == pytest.approx((a.revenue + b.revenue) / 2)
     with pytest.raises(ValueError, match="nothing"):
         summarize([])
+
+
+def test_summarize_splits_the_valid_share_by_whether_an_ad_fits_the_question() -> None:
+    # The same ads under an off-topic question (a category none of them is in): no candidate fits.
+    off_topic = CatalogContext("q099", "weather", dataclasses.replace(ITEM.context, query="Will it rain today?"))
+    on = auction_stats(ITEM, response([BEST, WRONG, PLAIN, PLAIN]))
+    off = auction_stats(off_topic, response([WRONG, PLAIN]))
+    assert (on.fitting, off.fitting) == (True, False)
+    assert (on.relevant_shown, off.relevant_shown) == (1, 0)
+    summary = summarize([on, off])
+    assert summary["valid_ad_share_fitting"] == 2 / 4
+    assert summary["valid_ad_share_unfitting"] == 1 / 2
+    assert summary["relevant_exposure_share"] == 1 / 3  # one relevant of the three ads shown
+    only_on = summarize([on])
+    assert only_on["valid_ad_share_unfitting"] is None
+    assert summarize([auction_stats(ITEM, response([PLAIN]))])["relevant_exposure_share"] is None
 
 
 def test_sweep_shapes() -> None:
