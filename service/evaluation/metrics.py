@@ -207,6 +207,52 @@ def _share(stats: Sequence[AuctionStats], *, fitting: bool) -> float | None:
     return sum(s.valid for s in part) / samples if samples else None
 
 
+PAIRED_MEASURES = ("revenue", "reward", "answer_relevance", "format_error_share", "valid_ad_share")
+
+
+def auction_row(item: CatalogContext, stats: AuctionStats) -> dict[str, Any]:
+    """One auction's figures as a flat row (``auctions.jsonl`` of a collection), with the context's identity, so
+    two versions served on the same contexts can be compared auction by auction (``paired_differences``)."""
+    return {
+        "query_id": item.query_id,
+        "bids": {ad.id: ad.bid for ad in item.context.ads},
+        "revenue": stats.revenue,
+        "reward": stats.reward,
+        "answer_relevance": stats.answer_relevance / stats.samples,
+        "format_error_share": stats.format_errors / stats.samples,
+        "valid_ad_share": stats.valid / stats.samples,
+    }
+
+
+def paired_differences(
+    rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, float | None]]:
+    """B − A per measure over the same auctions: mean difference with its t interval over auctions. Pairing
+    removes the context-to-context variance that dominates an unpaired comparison of two collections (a
+    question without a fitting ad is worth 0 to every version), so the interval is the one a shipping rule
+    should read. The two collections must hold the same contexts in the same order (same seed and round)."""
+    if len(rows_a) != len(rows_b) or not rows_a:
+        raise ValueError(f"paired collections differ in size ({len(rows_a)} against {len(rows_b)})")
+    for a, b in zip(rows_a, rows_b, strict=True):
+        if (a["query_id"], a["bids"]) != (b["query_id"], b["bids"]):
+            raise ValueError(f"not the same contexts: {a['query_id']} against {b['query_id']}")
+    out: dict[str, dict[str, float | None]] = {}
+    for name in PAIRED_MEASURES:
+        mean, low, high = mean_ci([float(b[name]) - float(a[name]) for a, b in zip(rows_a, rows_b, strict=True)])
+        out[name] = {
+            "a": _mean(rows_a, name),
+            "b": _mean(rows_b, name),
+            "difference": mean,
+            "ci_low": low,
+            "ci_high": high,
+        }
+    return out
+
+
+def _mean(rows: Sequence[Mapping[str, Any]], name: str) -> float:
+    return math.fsum(float(r[name]) for r in rows) / len(rows)
+
+
 @dataclass(frozen=True, slots=True)
 class Sweep:
     bids: tuple[float, ...]

@@ -213,6 +213,26 @@ def traffic(
     typer.echo(json.dumps({"collected": collected, "export": exported}, indent=2, default=str))
 
 
+@cli.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="A's run folder (`traffic --run-dir`) or its auctions.jsonl")],
+    b: Annotated[Path, typer.Argument(help="B's, served on the same contexts (same --seed and --contexts)")],
+) -> None:
+    """B − A auction by auction over the same contexts: revenue, reward, answer relevance, format-error and
+    valid-ad shares, each with its paired 95 % t interval (the shipping rules' comparison)."""
+    from service.evaluation.metrics import paired_differences
+
+    def rows(path: Path) -> list[dict[str, object]]:
+        file = path if path.is_file() else path / "round-1" / "auctions.jsonl"
+        return [json.loads(line) for line in file.read_text("utf-8").splitlines() if line.strip()]
+
+    try:
+        result = paired_differences(rows(a), rows(b))
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(json.dumps(result, indent=2))
+
+
 @cli.command("audit")
 def audit_cmd(
     versions: Annotated[

@@ -26,7 +26,7 @@ from typing import Any
 
 from service.devtools.service_process import running_service
 from service.evaluation.audit import AuditConfig, audit_versions
-from service.evaluation.metrics import auction_stats, summarize
+from service.evaluation.metrics import auction_row, auction_stats, summarize
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import PROMPT_VERSION, PromptFormat
@@ -168,6 +168,8 @@ def collect(config: LoopConfig, round_no: int, parent: str, redis_url: str) -> d
             )
         )
     stats = [auction_stats(s.item, s.response, click_seed=config.click_seed) for s in served]
+    with (workdir / "auctions.jsonl").open("w", encoding="utf-8") as f:  # per auction, for paired comparisons
+        f.writelines(json.dumps(auction_row(s.item, st)) + "\n" for s, st in zip(served, stats, strict=True))
     result = {"version": parent, "clicks": sum(len(s.clicked) for s in served), **summarize(stats)}
     _write_json(path, result)
     return result

@@ -9,8 +9,10 @@ import pytest
 from service.evaluation.metrics import (
     Sweep,
     answer_relevance,
+    auction_row,
     auction_stats,
     mean_ci,
+    paired_differences,
     pooled_slope,
     summarize,
     summarize_sweeps,
@@ -199,3 +201,21 @@ def test_pooled_slope_detects_a_rise_and_reports_a_flat_curve_as_flat() -> None:
 def test_pooled_slope_needs_distinct_bids() -> None:
     with pytest.raises(ValueError, match="two distinct bids"):
         pooled_slope([[0.1, 0.2]], [5.0, 5.0])
+
+
+def test_paired_differences_read_the_same_auctions_of_two_collections() -> None:
+    better = [auction_row(ITEM, auction_stats(ITEM, response(texts))) for texts in ([BEST], [BEST, PLAIN], [OTHER])]
+    worse = [auction_row(ITEM, auction_stats(ITEM, response(texts))) for texts in ([PLAIN], [BROKEN], [WRONG])]
+    result = paired_differences(worse, better)
+    differences = [b["reward"] - w["reward"] for w, b in zip(worse, better, strict=True)]
+    assert result["reward"]["difference"] == pytest.approx(sum(differences) / 3)
+    # the t interval of the per-auction differences, not of the two means
+    assert (result["reward"]["ci_low"], result["reward"]["ci_high"]) == pytest.approx(mean_ci(differences)[1:])
+    assert result["reward"]["difference"] > 0  # BROKEN costs 10
+    assert result["format_error_share"]["difference"] == pytest.approx(-1 / 3)
+    assert result["valid_ad_share"]["a"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="size"):
+        paired_differences(worse, better[:2])
+    moved = [dict(better[0], bids={"Ad-7001": 1.0}), *better[1:]]
+    with pytest.raises(ValueError, match="same contexts"):
+        paired_differences(worse, moved)
