@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from scipy import stats as scipy_stats
 
@@ -210,6 +210,16 @@ def _share(stats: Sequence[AuctionStats], *, fitting: bool) -> float | None:
 PAIRED_MEASURES = ("revenue", "reward", "answer_relevance", "format_error_share", "valid_ad_share")
 
 
+class PairedDifference(TypedDict):
+    """One measure of ``paired_differences``: the two means, B − A, and its t interval (None below two auctions)."""
+
+    a: float
+    b: float
+    difference: float
+    ci_low: float | None
+    ci_high: float | None
+
+
 def auction_row(item: CatalogContext, stats: AuctionStats) -> dict[str, Any]:
     """One auction's figures as a flat row (``auctions.jsonl`` of a collection), with the context's identity, so
     two versions served on the same contexts can be compared auction by auction (``paired_differences``)."""
@@ -226,7 +236,7 @@ def auction_row(item: CatalogContext, stats: AuctionStats) -> dict[str, Any]:
 
 def paired_differences(
     rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]]
-) -> dict[str, dict[str, float | None]]:
+) -> dict[str, PairedDifference]:
     """B − A per measure over the same auctions: mean difference with its t interval over auctions. Pairing
     removes the context-to-context variance that dominates an unpaired comparison of two collections (a
     question without a fitting ad is worth 0 to every version), so the interval is the one a shipping rule
@@ -236,7 +246,7 @@ def paired_differences(
     for a, b in zip(rows_a, rows_b, strict=True):
         if (a["query_id"], a["bids"]) != (b["query_id"], b["bids"]):
             raise ValueError(f"not the same contexts: {a['query_id']} against {b['query_id']}")
-    out: dict[str, dict[str, float | None]] = {}
+    out: dict[str, PairedDifference] = {}
     for name in PAIRED_MEASURES:
         mean, low, high = mean_ci([float(b[name]) - float(a[name]) for a, b in zip(rows_a, rows_b, strict=True)])
         out[name] = {
