@@ -132,6 +132,9 @@ def irpo(
         float, typer.Option(help="DPO pair threshold δ at the reference bid 100, scaled by each context's top bid")
     ] = 2.0,
     max_pairs: Annotated[int, typer.Option(min=1, help="DPO pairs per round (seeded subsample)")] = 80,
+    swap_pairs: Annotated[
+        int, typer.Option(min=0, help="Ad-swap DPO pairs per round on top of --max-pairs (same answer, other ad)")
+    ] = 0,
     dpo_max_steps: Annotated[int, typer.Option(help="Cap DPO steps per round (-1: one epoch)")] = -1,
     beta: Annotated[float, typer.Option(help="DPO β (paper: 0.1)")] = 0.1,
     audit: Annotated[bool, typer.Option(help="Audit base and every version of the run at the end")] = True,
@@ -170,6 +173,7 @@ def irpo(
         max_tokens=max_tokens,
         delta=delta,
         max_pairs=max_pairs,
+        swap_pairs=swap_pairs,
         dpo=dataclasses.replace(defaults.dpo, max_steps=dpo_max_steps, beta=beta),
         seed=seed,
         audit=audit_config if audit else None,

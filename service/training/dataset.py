@@ -5,20 +5,25 @@
 - DPO pairs (TRL ``DPOTrainer`` conversational format ``{"prompt", "chosen", "rejected"}``): per logged context,
   the best of its K samples by the objective against every sample more than δ below it (paper §4.1.2, δ = 10).
   The objective is recomputed with the given CTR model (e.g. one just refitted on clicks), as IRPO does.
+- Ad-swap pairs (issue 16): a logged sample that names one ad, with that ad's marker replaced by each other
+  candidate's; the best variant by the objective against one more than δ below. The two answers differ only
+  in which ad they name, so the one thing DPO can learn from the pair is *which* ad to place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.mechanism import exposure as exposure_mod
 from service.mechanism.ctr import FEATURE_NAMES, CTRModel, ctr_row, features
 from service.mechanism.objective import ObjectiveWeights, sample_objective, value_scale, value_scaled
 from service.mechanism.prompt import build_messages, prompt_format
+from service.mechanism.relevance import Relevance
 from service.mechanism.relevance import from_dict as relevance_from_dict
-from service.mechanism.types import AuctionContext
+from service.mechanism.types import Ad, AuctionContext
 
 
 def context_of(impression: Mapping[str, Any]) -> AuctionContext:
@@ -107,3 +112,86 @@ def dpo_pairs(
         {"prompt": prompt, "chosen": chosen, "rejected": [{"role": "assistant", "content": samples[i]["text"]}]}
         for i in rejected
     ]
+
+
+def _swap_variants(impression: Mapping[str, Any], sample: int) -> tuple[str, list[str]] | None:
+    """The sample's one ad and, per candidate, the sample with that ad's markers replaced by the candidate's
+    marker; None unless the sample names exactly one ad and has no format error."""
+    context = context_of(impression)
+    text = str(impression["samples"][sample]["text"])
+    exposure = exposure_mod.parse(text, context.ads)
+    if exposure.n_ads != 1 or exposure.errors:
+        return None
+    variants = []
+    for ad in context.ads:
+        pieces, last = [], 0
+        for placement in exposure.placements:
+            pieces += [text[last : placement.start], ad.marker]
+            last = placement.end
+        variants.append("".join(pieces) + text[last:])
+    return exposure.exposed[0], variants
+
+
+def _slot_relevance(relevance: Relevance, sample: int, original: str, ads: Sequence[Ad]) -> Relevance:
+    """Every candidate in the original ad's slot gets the slot's window similarities (``around``, ``native``):
+    the window is the same text, the original's title left out (``relevance.window``), and the encoder that
+    would compare it with another ad's text is not in this pure module. The ad's own similarities to the query,
+    profile and topic are the logged ones for every candidate, so those and the bid rank the variants."""
+    around = {**relevance.around, **{(sample, ad.id): relevance.around.get((sample, original), 0.0) for ad in ads}}
+    native = {**relevance.native, **{(sample, ad.id): relevance.native.get((sample, original), 0.0) for ad in ads}}
+    return dataclasses.replace(relevance, around=around, native=native)
+
+
+def swap_pairs(
+    impression: Mapping[str, Any],
+    ctr_model: CTRModel,
+    weights: ObjectiveWeights,
+    delta: float,
+    *,
+    scaled: bool = False,
+    per_context: int = 1,
+) -> list[dict[str, Any]]:
+    """Ad-swap pairs of one logged context: for up to ``per_context`` of its samples that name exactly one ad
+    (drawn seeded by the auction id), the variant naming the best ad by the objective against a variant more
+    than δ below it (drawn the same way); [] for a bid-blind or unknown prompt version.
+
+    Why: the sample pairs of ``dpo_pairs`` differ in many ways at once (tips, length, where and how many ads),
+    and 80 of them per round did not teach the model to follow bids (docs/irpo.md, lever 2: pooled slope
+    +0.025 [−0.109, +0.158]). Here the prompt, the wording and the position are the model's own and only the
+    ad differs, so the preference is the objective's ranking of the candidates in that slot — ``b_i·ctr_i``,
+    with the CTR model's relevance in ``ctr_i``: a higher bid and a fitting ad win. Scored like
+    ``sample_objectives`` (same CTR model, the value-scaled penalties and δ when ``scaled``), the slot's
+    window features shared by every candidate (``_slot_relevance``)."""
+    try:
+        fmt = prompt_format(str(impression.get("prompt_version")))
+    except ValueError:
+        return []
+    context = context_of(impression)
+    bids = [ad.bid for ad in context.ads]
+    if scaled:
+        weights = value_scaled(weights, bids)
+        delta *= value_scale(bids)
+    relevance = relevance_from_dict(impression.get("relevance"))
+    rng = random.Random(f"swap:{impression.get('auction_id')}")
+    swappable = {k: v for k in range(len(impression["samples"])) if (v := _swap_variants(impression, k))}
+    prompt = [dict(m) for m in build_messages(context, fmt=fmt)]
+    pairs = []
+    for k in rng.sample(sorted(swappable), min(per_context, len(swappable))):
+        original, variants = swappable[k]
+        slot = _slot_relevance(relevance, k, original, context.ads)
+        scored = []
+        for text in variants:
+            exposure = exposure_mod.parse(text, context.ads)
+            row = ctr_row(context, exposure, ctr_model, slot, k)
+            scored.append((sample_objective(bids, row, exposure.n_ads, len(exposure.errors), weights), text))
+        best_score, best_text = max(scored, key=lambda st: st[0])
+        below = [text for score, text in scored if best_score - score > delta]
+        if below:
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": [{"role": "assistant", "content": best_text}],
+                    "rejected": [{"role": "assistant", "content": rng.choice(below)}],
+                }
+            )
+    return pairs

@@ -37,7 +37,7 @@ from service.simulation.contexts import draw_contexts
 from service.simulation.traffic import serve_auctions
 from service.simulation.users import ClickModel
 from service.storage.redis import RedisServer, client, find_redis_server
-from service.training.dataset import dpo_pairs
+from service.training.dataset import dpo_pairs, swap_pairs
 from service.training.export import export
 from service.training.fit import NotEnoughClicks, fit_ctr, read_rows
 from service.training.lora import TrainSettings, train_dpo, train_sft
@@ -79,6 +79,9 @@ class LoopConfig:
     value_scaled: bool = True
     pairs_per_context: int = 2  # at most this many pairs per logged context
     max_pairs: int = 80  # per round (the DPO time budget); a seeded subsample when there are more
+    # Ad-swap pairs per round on top of ``max_pairs`` (``dataset.swap_pairs``: the same logged answer naming the
+    # objective's best ad against a worse one; one per context, a seeded subsample). 0: none, as before.
+    swap_pairs: int = 0
     dpo: TrainSettings = field(default_factory=lambda: TrainSettings(batch_size=4, learning_rate=1e-4, beta=0.1))
     weights: ObjectiveWeights = field(default_factory=lambda: ObjectiveWeights(1.0, 1.0, 100.0))
     click_seed: int = 0
@@ -233,7 +236,8 @@ def refit_ctr(config: LoopConfig, round_no: int, parent: str) -> tuple[Path, dic
 
 
 def build_pairs(config: LoopConfig, round_no: int, ctr_path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(c) Best vs every sample more than δ below it, by the objective under the refitted CTR model."""
+    """(c) Best vs every sample more than δ below it, by the objective under the refitted CTR model; with
+    ``swap_pairs``, also the ad-swap pairs of the same contexts (shuffled in with a seeded draw)."""
     path = config.run_dir / f"round-{round_no}" / "pairs.jsonl"
     info_path = path.with_suffix(".json")
     if not path.exists():
@@ -255,6 +259,18 @@ def build_pairs(config: LoopConfig, round_no: int, ctr_path: Path) -> tuple[list
         if len(pairs) > config.max_pairs:
             pairs = random.Random(config.seed + round_no).sample(pairs, config.max_pairs)
         info["pairs_used"] = len(pairs)
+        if config.swap_pairs:
+            swaps = [
+                p
+                for impression in impressions
+                for p in swap_pairs(impression, model, config.weights, config.delta, scaled=config.value_scaled)
+            ]
+            info["swap_pairs"] = len(swaps)
+            rng = random.Random(config.seed + round_no + 1)
+            swaps = rng.sample(swaps, min(config.swap_pairs, len(swaps)))
+            info["swap_pairs_used"] = len(swaps)
+            pairs = pairs + swaps
+            rng.shuffle(pairs)
         with path.open("w", encoding="utf-8") as f:
             for pair in pairs:
                 f.write(json.dumps(pair, ensure_ascii=False) + "\n")

@@ -31,7 +31,7 @@ from service.mechanism.types import Ad, AuctionContext
 from service.models.ctr_artifact import load_ctr_model
 from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import RedisServer
-from service.training.dataset import dpo_pairs, sample_objectives
+from service.training.dataset import dpo_pairs, sample_objectives, swap_pairs
 from service.training.export import export
 from service.training.fit import _logistic as fit_logistic
 from service.training.fit import fit_ctr
@@ -200,6 +200,37 @@ def test_dpo_pairs_keep_the_prompt_format_the_samples_were_generated_from() -> N
     assert pairs[0]["prompt"] != [dict(m) for m in build_messages(CONTEXT)]
     for version in ("p2-blind", "p1-blind", "p9"):  # the policy learns with bids, in a prompt it knows
         assert dpo_pairs({**p2, "prompt_version": version}, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True) == []
+
+
+def test_swap_pairs_name_the_objectives_best_ad_in_the_models_own_answer() -> None:
+    """Issue 16, lever 2: the pair is one logged answer with two different ads in its slot; the chosen names the
+    candidate the objective ranks first (bid × CTR: the high-bid fitting shoe, not the cheap insoles or the
+    grinder), the rejected one more than δ below; only one-ad, well-formed samples are swapped."""
+    one_ad = "For flat feet, @CloudStep Orthotic Insoles@[Ad-2] help a lot."
+    samples = [one_ad, "Look for arch support.", "Try [Ad-1] now.", BOTH]
+    relevance = {"query": {"Ad-1": 0.45, "Ad-2": 0.40, "Ad-3": 0.0}, "around": [[0, "Ad-2", 0.3]]}
+    imp = {**impression("S", T, samples, None), "prompt_version": "p2", "relevance": relevance}
+    weights = ObjectiveWeights(1.0, 1.0, 100.0)
+    pairs = swap_pairs(imp, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True, per_context=4)
+    assert len(pairs) == 1  # only the first sample names exactly one ad without a format error
+    (pair,) = pairs
+    chosen, rejected = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
+    assert chosen == one_ad.replace(ADS[1].marker, ADS[0].marker)
+    assert rejected in {one_ad, one_ad.replace(ADS[1].marker, ADS[2].marker)}
+    assert pair["prompt"] == [dict(m) for m in build_messages(CONTEXT, fmt="p2")]
+    # The same scores as the objective gives the variants as logged samples, the slot's window shared by all.
+    variants = [one_ad.replace(ADS[1].marker, ad.marker) for ad in ADS]
+    shared = {**relevance, "around": [[k, ad.id, 0.3] for k in range(3) for ad in ADS]}
+    as_logged = {**imp, "samples": [{"text": v} for v in variants], "relevance": shared}
+    scores = sample_objectives(as_logged, DEFAULT_CTR_MODEL, weights, scaled=True)
+    assert max(range(3), key=lambda i: scores[i]) == 0
+    scale = max(ad.bid for ad in ADS) / 100.0
+    assert scores[0] - scores[variants.index(rejected)] > 2.0 * scale
+    # With the bids reversed the cheap-but-fitting insoles win: the bid is what the pair teaches.
+    flipped = [{**ad, "bid": bid} for ad, bid in zip(imp["ads"], (20.0, 80.0, 50.0), strict=True)]
+    (pair,) = swap_pairs({**imp, "ads": flipped}, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True)
+    assert pair["chosen"][0]["content"] == one_ad
+    assert swap_pairs({**imp, "prompt_version": "p2-blind"}, DEFAULT_CTR_MODEL, weights, 2.0) == []
 
 
 def write_ctr_rows(path: Path, n: int, seed: int, propensity: bool = False) -> None:

@@ -75,6 +75,7 @@ def test_a_round_from_the_shipped_version_logs_fits_pairs_trains_and_registers(t
         max_tokens=48,
         delta=1.0,
         max_pairs=4,
+        swap_pairs=2,
         dpo=dataclasses.replace(LoopConfig().dpo, max_steps=1),
         audit=None,
     )
@@ -95,6 +96,9 @@ def test_a_round_from_the_shipped_version_logs_fits_pairs_trains_and_registers(t
     assert new.ctr_path is not None
     report = new.info["report"]
     assert report["pairs"]["pairs_used"] == min(4, report["pairs"]["pairs"]) > 0
+    assert report["pairs"]["swap_pairs_used"] == min(2, report["pairs"]["swap_pairs"])
+    trained = (round_dir / "pairs.jsonl").read_text().splitlines()
+    assert len(trained) == report["pairs"]["pairs_used"] + report["pairs"]["swap_pairs_used"]
     assert report["dpo"]["steps"] == 1
     assert report["dpo"]["settings"]["beta"] == 0.1
     # Resumable: the same command again finds the version and does nothing.
