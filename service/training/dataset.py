@@ -70,12 +70,19 @@ def sample_objectives(
     if scaled:
         weights = value_scaled(weights, bids)
     relevance = relevance_from_dict(impression.get("relevance"))
-    out = []
-    for k, sample in enumerate(impression["samples"]):
-        exposure = exposure_mod.parse(sample["text"], context.ads)
-        row = ctr_row(context, exposure, ctr_model, relevance, k)
-        out.append(sample_objective(bids, row, exposure.n_ads, len(exposure.errors), weights))
-    return out
+    return [
+        _objective(context, sample["text"], k, ctr_model, relevance, weights)
+        for k, sample in enumerate(impression["samples"])
+    ]
+
+
+def _objective(
+    context: AuctionContext, text: str, k: int, ctr_model: CTRModel, relevance: Relevance, weights: ObjectiveWeights
+) -> float:
+    """The objective of ``text`` as sample ``k`` of the context (its CTR features read at index ``k``)."""
+    exposure = exposure_mod.parse(text, context.ads)
+    row = ctr_row(context, exposure, ctr_model, relevance, k)
+    return sample_objective([ad.bid for ad in context.ads], row, exposure.n_ads, len(exposure.errors), weights)
 
 
 def dpo_pairs(
@@ -179,11 +186,7 @@ def swap_pairs(
     for k in rng.sample(sorted(swappable), min(per_context, len(swappable))):
         original, variants = swappable[k]
         slot = _slot_relevance(relevance, k, original, context.ads)
-        scored = []
-        for text in variants:
-            exposure = exposure_mod.parse(text, context.ads)
-            row = ctr_row(context, exposure, ctr_model, slot, k)
-            scored.append((sample_objective(bids, row, exposure.n_ads, len(exposure.errors), weights), text))
+        scored = [(_objective(context, text, k, ctr_model, slot, weights), text) for text in variants]
         best_score, best_text = max(scored, key=lambda st: st[0])
         below = [text for score, text in scored if best_score - score > delta]
         if below:
