@@ -32,7 +32,7 @@ from service.http import middleware
 from service.http.state import ServiceApp
 from service.mechanism.ctr import DEFAULT_CTR_MODEL, CTRModel
 from service.mechanism.objective import ObjectiveWeights
-from service.mechanism.prompt import PROMPT_VERSION
+from service.mechanism.prompt import format_or_default
 from service.models.ctr_artifact import load_ctr_model
 from service.models.encoder import Encoder
 from service.models.resolve import open_encoder, serving_settings
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
                 rate_limiter=RateLimiter(redis, settings.rate_limit_per_minute, settings.rate_limit_burst),
             )
             app.resources = state
-            prompt = settings.prompt_format or PROMPT_VERSION
+            prompt = format_or_default(settings.prompt_format)
             metrics.BUILD_INFO.labels(__version__, engine.model_name, auctions.ctr_model.version, prompt).set(1)
             metrics.ENGINE_READY.set(1)
             logger.info("serving model %s", engine.model_name)

@@ -14,7 +14,7 @@ from service.errors import InvalidRequest
 from service.mechanism.auction import MechanismRule
 from service.mechanism.exposure import marker_regex
 from service.mechanism.payments import PaymentRule
-from service.mechanism.prompt import PROMPT_VERSION, Prompt, build_prompt
+from service.mechanism.prompt import Prompt, build_prompt, format_or_default
 from service.mechanism.relevance import USER_PRIOR_RATE
 from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
@@ -81,7 +81,7 @@ def prepare(
     bids_in_prompt = (
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
     )
-    fmt = settings.prompt_format or PROMPT_VERSION  # resolved from the served version (service.models.resolve)
+    fmt = format_or_default(settings.prompt_format)  # resolved from the served version (service.models.resolve)
     prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt, fmt=fmt)
     token_ids = engine.tokenizer.encode(prompt.text)
     budget = engine.max_model_len - sampling.max_tokens

@@ -100,6 +100,12 @@ def prompt_format(name: str) -> PromptFormat:
     return name
 
 
+def format_or_default(name: str | None) -> PromptFormat:
+    """The format a setting or a version's record names, or ``PROMPT_VERSION`` when it names none (the one
+    place the default is applied: the served version's resolution, the prompt builder and the build info)."""
+    return PROMPT_VERSION if name is None else prompt_format(name)
+
+
 def prompt_version(fmt: PromptFormat, bids: bool = True) -> str:
     """What impressions record: the format, with ``-blind`` when the bids were left out."""
     return fmt if bids else f"{fmt}-blind"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.mechanism.prompt import PROMPT_VERSION
+from service.mechanism.prompt import format_or_default
 from service.models import registry
 from service.models.encoder import Encoder, prepare_encoder
 from service.models.gguf import prepare_default_model
@@ -34,7 +34,7 @@ def serving_settings(settings: Settings) -> Settings:
         if Path(settings.model) == DEFAULT_MODEL_DIR:
             prepare_default_model(DEFAULT_MODEL_DIR)  # converted once from the PyPI package's GGUF
         return settings.model_copy(
-            update={"model_version": registry.BASE, "prompt_format": settings.prompt_format or PROMPT_VERSION}
+            update={"model_version": registry.BASE, "prompt_format": format_or_default(settings.prompt_format)}
         )
     if Path(settings.model) == settings.merged_models_dir / name:
         return settings  # resolved already

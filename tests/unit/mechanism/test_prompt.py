@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.mechanism.prompt import Message, build_prompt, format_bid, prompt_format, prompt_hash
+from service.mechanism.prompt import (
+    PROMPT_VERSION,
+    Message,
+    build_prompt,
+    format_bid,
+    format_or_default,
+    prompt_format,
+    prompt_hash,
+)
 from service.mechanism.types import AuctionContext
 
 
@@ -87,3 +95,7 @@ def test_prompt_version_names_and_unknown_format(context: AuctionContext) -> Non
     assert prompt_format("p2") == "p2"
     with pytest.raises(ValueError, match="unknown prompt format 'p3'"):
         prompt_format("p3")
+    assert format_or_default(None) == PROMPT_VERSION == "p1"
+    assert format_or_default("p2") == "p2"
+    with pytest.raises(ValueError, match="unknown prompt format 'p3'"):
+        format_or_default("p3")
