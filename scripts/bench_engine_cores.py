@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from service.devtools.bench import body_for, closed_loop, generated_tokens, save_results, start, wait_ready
-from service.storage.redis import free_port
+from service.devtools.bench import bench_service, body_for, closed_loop, generated_tokens, save_results
 
 # vLLM CPU's own settings (vllm/utils/ompmultiprocessing.py): "auto" binds the worker's OpenMP threads to the
 # cores left after reserving VLLM_CPU_NUM_OF_RESERVED_CPU (default: one per local rank) for the scheduler.
@@ -55,23 +49,9 @@ async def measure(url: str, seed: int) -> dict[str, float]:
 
 
 def run_config(name: str, seed: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
-               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
-               "AUCTION_SAMPLE_CACHE_TTL_S": "0", "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64", **CONFIGS[name]}  # fmt: skip
-        for key in CONFIGS["one_core"]:
-            if key not in CONFIGS[name]:
-                env.pop(key, None)
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url, "/readyz")
-            return asyncio.run(measure(url, seed))
-        finally:
-            service.terminate()
-            service.wait(60)
+    extra = {"AUCTION_SAMPLE_CACHE_TTL_S": "0", "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64", **CONFIGS[name]}
+    with bench_service(**extra) as (url, _service):
+        return asyncio.run(measure(url, seed))
 
 
 def main(starts: int) -> None:

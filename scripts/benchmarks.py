@@ -34,7 +34,16 @@ import httpx
 
 from service.app import create_app, running
 from service.auctions.schemas import AuctionRequest
-from service.devtools.bench import body_for, closed_loop, generated_tokens, pct, rate_for, start, wait_ready
+from service.devtools.bench import (
+    bench_service,
+    body_for,
+    closed_loop,
+    generated_tokens,
+    pct,
+    rate_for,
+    start,
+    wait_ready,
+)
 from service.engine.base import Engine, SamplingRequest
 from service.settings import PROJECT_ROOT, Settings
 from service.storage.redis import free_port
@@ -162,20 +171,14 @@ async def auctions(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def over_http(quick: bool) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        port, trivial_port = free_port(), free_port()
-        env = {**os.environ, "PORT": str(port), "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-               "AUCTION_REDIS_DATA_DIR": str(Path(tmp) / "redis"), "AUCTION_LOG_LEVEL": "warning",
-               "AUCTION_SPOOL_PATH": str(Path(tmp) / "spool.jsonl"), "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
-               "AUCTION_MAX_AUCTIONS_IN_FLIGHT": "64"}  # fmt: skip
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
+    with bench_service(AUCTION_MAX_AUCTIONS_IN_FLIGHT="64") as (url, _service), tempfile.TemporaryDirectory() as tmp:
+        trivial_port = free_port()
         (Path(tmp) / "trivial_app.py").write_text(TRIVIAL_APP)
         trivial = start([sys.executable, "-m", "uvicorn", "trivial_app:app", "--port", str(trivial_port),
                          "--log-level", "warning", "--no-access-log", "--app-dir", tmp], dict(os.environ),
                         Path(tmp) / "trivial.log")  # fmt: skip
-        url, trivial_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{trivial_port}"
+        trivial_url = f"http://127.0.0.1:{trivial_port}"
         try:
-            wait_ready(url, "/readyz")
             wait_ready(trivial_url, "/docs")
 
             if 3 in PARTS:
@@ -252,9 +255,8 @@ async def over_http(quick: bool) -> None:
                         print(f"{max_tokens:>10} {latency:>9.2f} {tokens:>7.0f} {tokens / latency:>8.0f}")
                     RESULTS["max_tokens_growth"] = rows
         finally:
-            for process in (service, trivial):
-                process.terminate()
-                process.wait(60)
+            trivial.terminate()
+            trivial.wait(60)
 
 
 if __name__ == "__main__":

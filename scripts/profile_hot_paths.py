@@ -17,14 +17,12 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 
-from service.devtools.bench import body_for, closed_loop, rate_for, service_env, start, wait_ready
+from service.devtools.bench import bench_service, body_for, closed_loop, rate_for
 from service.settings import PROJECT_ROOT
-from service.storage.redis import free_port
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 
@@ -60,27 +58,18 @@ async def fresh_load(url: str, n: int) -> float:
 
 def main(seconds: float, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = service_env(Path(tmp), port, AUCTION_MAX_AUCTIONS_IN_FLIGHT="64")
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, "/readyz")
-            asyncio.run(cache_hit_load(url, 2))  # the one uncached auction and the cache write happen here
-            spy = record(service.pid, out / "cache_hit.svg", seconds)
-            raw = record(service.pid, out / "cache_hit.txt", seconds, fmt="raw")
-            rate = asyncio.run(cache_hit_load(url, seconds))
-            spy.wait(60)
-            raw.wait(60)
-            print(f"cache_hit: {rate:.0f} auctions/s while profiled -> {out / 'cache_hit.svg'}")
-            spy = record(service.pid, out / "fresh.svg", seconds * 2, subprocesses=True)
-            rate = asyncio.run(fresh_load(url, 24))
-            spy.wait(120)
-            print(f"fresh: {rate:.2f} auctions/s while profiled -> {out / 'fresh.svg'}")
-        finally:
-            service.terminate()
-            service.wait(60)
+    with bench_service(AUCTION_MAX_AUCTIONS_IN_FLIGHT="64") as (url, service):
+        asyncio.run(cache_hit_load(url, 2))  # the one uncached auction and the cache write happen here
+        spy = record(service.pid, out / "cache_hit.svg", seconds)
+        raw = record(service.pid, out / "cache_hit.txt", seconds, fmt="raw")
+        rate = asyncio.run(cache_hit_load(url, seconds))
+        spy.wait(60)
+        raw.wait(60)
+        print(f"cache_hit: {rate:.0f} auctions/s while profiled -> {out / 'cache_hit.svg'}")
+        spy = record(service.pid, out / "fresh.svg", seconds * 2, subprocesses=True)
+        rate = asyncio.run(fresh_load(url, 24))
+        spy.wait(120)
+        print(f"fresh: {rate:.2f} auctions/s while profiled -> {out / 'fresh.svg'}")
 
 
 if __name__ == "__main__":

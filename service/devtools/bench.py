@@ -28,47 +28,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def service_env(tmp: Path, port: int, **extra: str) -> dict[str, str]:
-    """The benchmarked service's environment: a fresh key, Redis and spool in ``tmp``, no rate limit."""
-    import os
-    import secrets
-
-    return {
-        **os.environ,
-        "PORT": str(port),
-        "AUCTION_SECRET_KEY": secrets.token_urlsafe(32),
-        "AUCTION_REDIS_DATA_DIR": str(tmp / "redis"),
-        "AUCTION_LOG_LEVEL": "warning",
-        "AUCTION_SPOOL_PATH": str(tmp / "spool.jsonl"),
-        "AUCTION_RATE_LIMIT_PER_MINUTE": "0",
-        **extra,
-    }
-
-
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 @contextmanager
 def bench_service(**extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``python -m service serve`` on a free port with ``service_env`` (``extra``: more AUCTION_* settings), ready;
-    yields (base URL, process) and stops it afterwards."""
-    import sys
+    """The real service (``service.devtools.service_process.running_service``: a free port, a fresh key, Redis and
+    spool in a temporary folder, no rate limit; ``extra``: more AUCTION_* or engine settings), ready; yields
+    (base URL, process) and stops it afterwards."""
     import tempfile
 
-    from service.storage.redis import free_port
+    from service.devtools.service_process import running_service
 
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = service_env(Path(tmp), port, **extra)
-        service = start([sys.executable, "-m", "service", "serve"], env, Path(tmp) / "service.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(url, "/readyz")
-            yield url, service
-        finally:
-            service.terminate()
-            service.wait(60)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_service(extra, Path(tmp), Path(tmp) / "service.log", startup_timeout_s=300) as service,
+    ):
+        yield service.base_url, service.process
 
 
 def wait_ready(url: str, path: str, seconds: float = 300) -> None:
