@@ -131,7 +131,7 @@ def irpo(
     delta: Annotated[
         float, typer.Option(help="DPO pair threshold δ at the reference bid 100, scaled by each context's top bid")
     ] = 2.0,
-    max_pairs: Annotated[int, typer.Option(min=1, help="DPO pairs per round (seeded subsample)")] = 80,
+    max_pairs: Annotated[int, typer.Option(min=0, help="DPO sample pairs per round (seeded subsample; 0: none)")] = 80,
     swap_pairs: Annotated[
         int, typer.Option(min=0, help="Ad-swap DPO pairs per round on top of --max-pairs (same answer, other ad)")
     ] = 0,
