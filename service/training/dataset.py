@@ -85,6 +85,25 @@ def _objective(
     return sample_objective([ad.bid for ad in context.ads], row, exposure.n_ads, len(exposure.errors), weights)
 
 
+def _training_prompt(impression: Mapping[str, Any]) -> list[dict[str, str]] | None:
+    """The prompt the impression's samples were generated from, in its own format; None for a bid-blind or
+    unknown prompt version (the policy learns with bids, in a prompt it knows)."""
+    try:
+        fmt = prompt_format(str(impression.get("prompt_version")))
+    except ValueError:
+        return None
+    return [dict(m) for m in build_messages(context_of(impression), fmt=fmt)]
+
+
+def _pair(prompt: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, Any]:
+    """One pair in TRL's conversational preference format."""
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
 def dpo_pairs(
     impression: Mapping[str, Any],
     ctr_model: CTRModel,
@@ -101,9 +120,8 @@ def dpo_pairs(
     means the same in a context whose top bid is 5 and in one whose top bid is 100. ``per_context``: at most
     that many pairs per context (the rejected samples drawn seeded by the auction id), so that a context with
     many broken samples does not outweigh the others in the round's pairs."""
-    try:
-        fmt = prompt_format(str(impression.get("prompt_version")))
-    except ValueError:
+    prompt = _training_prompt(impression)
+    if prompt is None:
         return []
     samples = impression["samples"]
     scores = sample_objectives(impression, ctr_model, weights, scaled)
@@ -113,12 +131,7 @@ def dpo_pairs(
     rejected = [i for i in range(len(samples)) if scores[best] - scores[i] > delta]
     if per_context is not None and len(rejected) > per_context:
         rejected = sorted(random.Random(str(impression.get("auction_id"))).sample(rejected, per_context))
-    prompt = [dict(m) for m in build_messages(context_of(impression), fmt=fmt)]
-    chosen = [{"role": "assistant", "content": samples[best]["text"]}]
-    return [
-        {"prompt": prompt, "chosen": chosen, "rejected": [{"role": "assistant", "content": samples[i]["text"]}]}
-        for i in rejected
-    ]
+    return [_pair(prompt, samples[best]["text"], samples[i]["text"]) for i in rejected]
 
 
 def _swap_variants(impression: Mapping[str, Any], sample: int) -> tuple[str, list[str]] | None:
@@ -169,9 +182,8 @@ def swap_pairs(
     with the CTR model's relevance in ``ctr_i``: a higher bid and a fitting ad win. Scored like
     ``sample_objectives`` (same CTR model, the value-scaled penalties and δ when ``scaled``), the slot's
     window features shared by every candidate (``_slot_relevance``)."""
-    try:
-        fmt = prompt_format(str(impression.get("prompt_version")))
-    except ValueError:
+    prompt = _training_prompt(impression)
+    if prompt is None:
         return []
     context = context_of(impression)
     bids = [ad.bid for ad in context.ads]
@@ -181,7 +193,6 @@ def swap_pairs(
     relevance = relevance_from_dict(impression.get("relevance"))
     rng = random.Random(f"swap:{impression.get('auction_id')}")
     swappable = {k: v for k in range(len(impression["samples"])) if (v := _swap_variants(impression, k))}
-    prompt = [dict(m) for m in build_messages(context, fmt=fmt)]
     pairs = []
     for k in rng.sample(sorted(swappable), min(per_context, len(swappable))):
         original, variants = swappable[k]
@@ -190,11 +201,5 @@ def swap_pairs(
         best_score, best_text = max(scored, key=lambda st: st[0])
         below = [text for score, text in scored if best_score - score > delta]
         if below:
-            pairs.append(
-                {
-                    "prompt": prompt,
-                    "chosen": [{"role": "assistant", "content": best_text}],
-                    "rejected": [{"role": "assistant", "content": rng.choice(below)}],
-                }
-            )
+            pairs.append(_pair(prompt, best_text, rng.choice(below)))
     return pairs
