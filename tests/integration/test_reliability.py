@@ -59,7 +59,8 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
         AUCTION_RATE_LIMIT_PER_MINUTE="600",
         AUCTION_RATE_LIMIT_BURST="3",
         AUCTION_MAX_AUCTIONS_IN_FLIGHT="2",
-        AUCTION_GENERATION_TIMEOUT_S="8",
+        # Well above a 48-token generation on a loaded 2-core CI box (the SIGTERM test's auctions must finish).
+        AUCTION_GENERATION_TIMEOUT_S="30",
         AUCTION_MAX_BODY_BYTES="65536",
         AUCTION_DEFAULT_SAMPLES="2",
         AUCTION_DEFAULT_MAX_TOKENS="16",
@@ -226,7 +227,7 @@ async def test_sigterm_finishes_in_flight_auctions_and_logs_them(
     # Runs last against the guarded server: it stops it.
     async with httpx.AsyncClient(base_url=guarded.base_url, timeout=120, headers=CLIENT) as http:
         in_flight = [
-            asyncio.create_task(http.post("/v1/auctions", json=small_auction(catalog, 30 + i, max_tokens=96)))
+            asyncio.create_task(http.post("/v1/auctions", json=small_auction(catalog, 30 + i, max_tokens=48)))
             for i in range(2)
         ]
         await asyncio.sleep(1.0)
