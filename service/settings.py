@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         description="Registered model version to serve (`base`: the model as it is); default: the registry's "
         "DEFAULT when the bundled model runs in-process, else base (resolved by service.models.resolve)",
     )
-    prompt_format: Literal["p1", "p2"] | None = Field(
+    prompt_format: Literal["p1", "p2", "p3"] | None = Field(
         default=None,
         description="Candidate-list format of the prompt (service.mechanism.prompt); default: the one the served "
         "version learned (its version.json), p1 for base and remote models",

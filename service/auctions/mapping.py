@@ -187,6 +187,8 @@ def impression_event(
         "ctr_model": ctr_model_version,
         "prompt_version": prompt.version,
         "prompt_hash": prompt.hash,
+        # What a ranked prompt format (p3) ranked the candidates by: the prompt is rebuilt from it for DPO pairs.
+        **({"prompt_fit": dict(prompt.fit)} if prompt.fit else {}),
         **context.to_dict(),
         "sampling": dataclasses.asdict(sampling),
         "cache_hit": cache_hit,

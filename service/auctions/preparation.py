@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.auctions.mapping import to_context
@@ -68,9 +69,11 @@ def prepare(
     settings: Settings,
     context: AuctionContext | None = None,
     user_click_rate: float = USER_PRIOR_RATE,
+    fit: Mapping[str, float] | None = None,
 ) -> Prepared:
-    """``context``: the request's, with only its eligible ads (the controls ran first); raises ``InvalidRequest``
-    when the prompt does not fit the model with ``max_tokens`` to spare."""
+    """``context``: the request's, with only its eligible ads (the controls ran first); ``fit``: each ad's fit to
+    the question, for a prompt format that ranks by it (``AuctionService.prompt_fit``); raises
+    ``InvalidRequest`` when the prompt does not fit the model with ``max_tokens`` to spare."""
     context = context or to_context(request)
     sampling = sampling_for(request, settings)
     constrain = (
@@ -82,7 +85,7 @@ def prepare(
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
     )
     fmt = format_or_default(settings.prompt_format)  # resolved from the served version (service.models.resolve)
-    prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt, fmt=fmt)
+    prompt = build_prompt(context, engine.tokenizer.render_chat, bids=bids_in_prompt, fmt=fmt, fit=fit)
     token_ids = engine.tokenizer.encode(prompt.text)
     budget = engine.max_model_len - sampling.max_tokens
     if len(token_ids) > budget:

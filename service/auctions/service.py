@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 
 from service.auctions import mapping
 from service.auctions.admission import Admission
@@ -29,6 +30,7 @@ from service.mechanism.ctr import CTRModel
 from service.mechanism.exposure import Exposure
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.payments import PaymentRule, first_price
+from service.mechanism.prompt import RANKED_FORMATS, format_or_default
 from service.mechanism.relevance import USER_PRIOR_RATE, Relevance
 from service.mechanism.types import AuctionContext
 from service.models.encoder import Encoder
@@ -76,9 +78,21 @@ class AuctionService:
         auction_id: str,
         context: AuctionContext | None = None,
         decision: Decision | None = None,
+        fit: Mapping[str, float] | None = None,
     ) -> Prepared:
         rate = decision.user_click_rate if decision is not None else USER_PRIOR_RATE
-        return prepare(request, auction_id, self.engine, self.settings, context, rate)
+        return prepare(request, auction_id, self.engine, self.settings, context, rate, fit)
+
+    async def prompt_fit(self, context: AuctionContext) -> dict[str, float] | None:
+        """Each candidate's fit to the question (sim(question, ad's topic)) when the served prompt format ranks by
+        it (``p3``), else None. Encoder work: inline when its texts are cached, else in a worker thread; the
+        mechanism's scoring after generation then finds the query, ads and topics in the cache."""
+        if format_or_default(self.settings.prompt_format) not in RANKED_FORMATS:
+            return None
+        relevance = score_relevance_cached(self.encoder, context, ())
+        if relevance is None:
+            relevance = await asyncio.to_thread(score_relevance, self.encoder, context, ())
+        return dict(relevance.topic)
 
     async def eligible(self, request: AuctionRequest) -> tuple[AuctionContext, Decision]:
         """The request's context with special-category profile fields left out and only the ads that may run."""
@@ -121,7 +135,7 @@ class AuctionService:
         clock = StageClock()
         context, decision = await self.eligible(request)
         clock.lap("eligibility")
-        prepared = self.prepare(request, auction_id, context, decision)
+        prepared = self.prepare(request, auction_id, context, decision, await self.prompt_fit(context))
         clock.lap("prompt")
         hit = await self.samples.cached(prepared)
         clock.lap("cache")

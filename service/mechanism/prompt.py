@@ -12,13 +12,23 @@ records its format, ``service.models.registry``):
   it to a neighbouring line's ID in about half of its markers (docs/irpo.md, round 2's diagnosis).
 - ``p2``: each ad as the marker it must be copied as, ``@Ad Title@[Ad ID]`` in one piece, then its bid — copying
   one contiguous span instead of binding two fields.
+- ``p3``: ``p2``'s lines, **ranked by the platform** in two groups: the ads that fit the question, highest bid
+  first, then the others, highest bid first (``listing``). An ad fits when the question's similarity to the ad's
+  topic (its category's centroid, ``service.models.relevance``) is at least ``FIT_THRESHOLD``. Why: the 135M
+  model tells a fitting ad from an unfitting one at chance and never compares two numbers (docs/irpo.md: 44 %
+  of its exposures relevant, bid slope ≈ 0 after three IRPO rounds); a ranked list turns both into *where* an
+  ad stands, which a small model copies. It is the retrieval-and-ranking stage every ad server has before its
+  allocation (../shared/notes/paper.md §1.2 [N]); the LLM still decides whether, which and where. The rank is
+  non-decreasing in an ad's own bid (the fit does not depend on bids), so raising a bid never moves an ad down:
+  the order keeps the allocation's monotonicity (Def. 3.2). Bid-blind (``bids=False``): the groups ranked by
+  fit alone, so the samples still do not depend on bids.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -30,8 +40,14 @@ from service.mechanism.types import Ad, AuctionContext
 # without the bids, so the K samples do not depend on bids and the selection's guarantees (monotonicity, IC with
 # Myerson payments, IR) hold for the whole mechanism; and a repeated context with new bids has the same prompt,
 # so it reuses its cached samples.
-PromptFormat = Literal["p1", "p2"]
-PROMPT_FORMATS: tuple[PromptFormat, ...] = ("p1", "p2")
+PromptFormat = Literal["p1", "p2", "p3"]
+PROMPT_FORMATS: tuple[PromptFormat, ...] = ("p1", "p2", "p3")
+RANKED_FORMATS: frozenset[PromptFormat] = frozenset({"p3"})  # formats whose listing needs each ad's fit
+
+# p3's relevance floor on sim(question, ad's topic). On 300 + 300 catalogue contexts (MiniLM, bf16): the fitting
+# ads' similarities have 10th percentiles 0.19 (training questions) and 0.22 (held out), the others' 90th 0.15 and
+# 0.10; at 0.17 no fitting ad falls below and 7.7 % (training) / 2.3 % (held out) of the others rise above.
+FIT_THRESHOLD = 0.17
 PROMPT_VERSION: PromptFormat = "p1"  # the default: base and every version that records no format
 
 Message = dict[str, str]
@@ -67,6 +83,7 @@ class Prompt:
     text: str
     hash: str
     version: str = PROMPT_VERSION
+    fit: tuple[tuple[str, float], ...] = ()  # what a ranked format ranked by (ad id, fit), logged with impressions
 
 
 def format_bid(bid: float) -> str:
@@ -75,17 +92,24 @@ def format_bid(bid: float) -> str:
     return text
 
 
-_LISTING = {"p1": "one JSON object per line", "p2": "one per line, each written as you must insert it"}
+_LISTING = {
+    "p1": "one JSON object per line",
+    "p2": "one per line, each written as you must insert it",
+    "p3": "one per line, each written as you must insert it, ranked by the platform",
+}
 _COPY_RULE = {
     "p1": "Write every ad exactly as @Ad Title@[Ad ID], with the title and the ID copied exactly from the "
     "candidate list.",
     "p2": "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and "
     "unchanged, without its bid.",
+    "p3": "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and "
+    "unchanged, without its bid.",
 }
+_GROUPS = ("Ads that fit this question, best first:", "Other ads:")
 
 
 def _ad_line(ad: Ad, with_bid: bool = True, fmt: PromptFormat = PROMPT_VERSION) -> str:
-    if fmt == "p2":
+    if fmt in ("p2", "p3"):
         return f"{ad.marker} (bid {format_bid(ad.bid)})" if with_bid else ad.marker
     line = {"Ad ID": ad.id, "Ad Title": ad.title}
     if with_bid:
@@ -115,12 +139,44 @@ def _profile_json(profile: Any) -> str:
     return json.dumps(profile, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
+def fits(ad: Ad, fit: Mapping[str, float]) -> bool:
+    """p3's relevance floor: the ad's topic similarity to the question is at least ``FIT_THRESHOLD`` (an ad with no
+    score does not fit)."""
+    return fit.get(ad.id, 0.0) >= FIT_THRESHOLD
+
+
+def listing(ads: Sequence[Ad], fit: Mapping[str, float], bids: bool = True) -> tuple[tuple[Ad, ...], tuple[Ad, ...]]:
+    """p3's two groups, (fitting, others), each ranked by bid (bid-blind: by fit), then by fit, then by id: a total,
+    deterministic order in which a higher own bid never ranks an ad lower."""
+
+    def key(ad: Ad) -> tuple[float, float, str]:
+        score = fit.get(ad.id, 0.0)
+        return (-ad.bid if bids else -score, -score, ad.id)
+
+    ranked = sorted(ads, key=key)
+    return tuple(a for a in ranked if fits(a, fit)), tuple(a for a in ranked if not fits(a, fit))
+
+
+def _ads_block(context: AuctionContext, bids: bool, fmt: PromptFormat, fit: Mapping[str, float] | None) -> str:
+    if fmt not in RANKED_FORMATS:
+        return "\n".join(_ad_line(ad, bids, fmt) for ad in context.ads) or "(none)"
+    groups = listing(context.ads, fit or {}, bids)
+    return "\n".join(
+        "\n".join([title, *(_ad_line(ad, bids, fmt) for ad in group)] if group else [title, "(none)"])
+        for title, group in zip(_GROUPS, groups, strict=True)
+    )
+
+
 def build_messages(
-    context: AuctionContext, bids: bool = True, fmt: PromptFormat = PROMPT_VERSION
+    context: AuctionContext,
+    bids: bool = True,
+    fmt: PromptFormat = PROMPT_VERSION,
+    fit: Mapping[str, float] | None = None,
 ) -> tuple[Message, ...]:
     """``bids=False``: the bid-blind proposal (the candidate list without bids); ``fmt``: the candidate list's
-    format (module docstring)."""
-    ads = "\n".join(_ad_line(ad, bids, fmt) for ad in context.ads) or "(none)"
+    format (module docstring); ``fit``: ad id → sim(question, ad's topic), which ``p3`` ranks by (ignored by the
+    other formats; an ad without one counts as not fitting)."""
+    ads = _ads_block(context, bids, fmt, fit)
     system = SYSTEM_TEMPLATE.format(listing=_LISTING[fmt], ads=ads, copy_rule=_COPY_RULE[fmt])
     return (
         {"role": "system", "content": system},
@@ -136,8 +192,16 @@ def prompt_hash(text: str) -> str:
 
 
 def build_prompt(
-    context: AuctionContext, render: ChatRenderer, bids: bool = True, fmt: PromptFormat = PROMPT_VERSION
+    context: AuctionContext,
+    render: ChatRenderer,
+    bids: bool = True,
+    fmt: PromptFormat = PROMPT_VERSION,
+    fit: Mapping[str, float] | None = None,
 ) -> Prompt:
-    messages = build_messages(context, bids, fmt)
+    messages = build_messages(context, bids, fmt, fit)
     text = render(messages)
-    return Prompt(messages=messages, text=text, hash=prompt_hash(text), version=prompt_version(fmt, bids))
+    scores = fit or {}
+    ranked_by = tuple((ad.id, float(scores.get(ad.id, 0.0))) for ad in context.ads) if fmt in RANKED_FORMATS else ()
+    return Prompt(
+        messages=messages, text=text, hash=prompt_hash(text), version=prompt_version(fmt, bids), fit=ranked_by
+    )

@@ -98,3 +98,9 @@ def _relevance(
         topic={ad.id: float(np.dot(topic_v[ad_category(ad)], query_v)) for ad in context.ads},
         native={key: float(np.dot(query_v, v)) for key, v in zip(spans, window_v, strict=True)},
     )
+
+
+def topic_fit(encoder: Encoder, context: AuctionContext) -> dict[str, float]:
+    """Each candidate's fit to the question, sim(question, the ad's topic): what a ranked prompt format lists by
+    (``service.mechanism.prompt.listing``). Blocking CPU work, as ``score``."""
+    return dict(score(encoder, context, ()).topic)

@@ -120,7 +120,11 @@ def irpo(
     ] = None,
     prefix: Annotated[str, typer.Option(help="Version names: <prefix>-r<round>")] = "irpo",
     prompt: Annotated[
-        str, typer.Option(help="The warm start's prompt format: p1 (the paper's JSON list) or p2 (markers verbatim)")
+        str,
+        typer.Option(
+            help="The warm start's prompt format: p1 (the paper's JSON list), p2 (markers verbatim) or p3 (markers "
+            "ranked: fitting ads first, by bid; tip-first answers)"
+        ),
     ] = "p1",
     sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 256,
     sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,

@@ -92,7 +92,8 @@ def _training_prompt(impression: Mapping[str, Any]) -> list[dict[str, str]] | No
         fmt = prompt_format(str(impression.get("prompt_version")))
     except ValueError:
         return None
-    return [dict(m) for m in build_messages(context_of(impression), fmt=fmt)]
+    fit = {str(k): float(v) for k, v in (impression.get("prompt_fit") or {}).items()}
+    return [dict(m) for m in build_messages(context_of(impression), fmt=fmt, fit=fit)]
 
 
 def _pair(prompt: list[dict[str, str]], chosen: str, rejected: str) -> dict[str, Any]:

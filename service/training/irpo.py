@@ -17,6 +17,7 @@ skipped: a run that stops (or is stopped) resumes where it was with the same com
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -29,13 +30,14 @@ from service.evaluation.audit import AuditConfig, audit_versions
 from service.evaluation.metrics import auction_row, auction_stats, summarize
 from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
-from service.mechanism.prompt import PROMPT_VERSION, PromptFormat
+from service.mechanism.prompt import PROMPT_VERSION, RANKED_FORMATS, PromptFormat
 from service.models import registry as versions
 from service.models.ctr_artifact import load_ctr_model, save_ctr_model
+from service.models.relevance import topic_fit
 from service.settings import DEFAULT_MODEL_DIR, PROJECT_ROOT
 from service.simulation.contexts import draw_contexts
 from service.simulation.traffic import serve_auctions
-from service.simulation.users import ClickModel
+from service.simulation.users import ClickModel, encoder
 from service.storage.redis import RedisServer, client, find_redis_server
 from service.training.dataset import dpo_pairs, swap_pairs
 from service.training.export import export
@@ -119,7 +121,10 @@ def warm_start(config: LoopConfig) -> str:
     out = config.run_dir / "sft"
     adapter = out / "adapter"
     if not (adapter / "adapter_model.safetensors").exists():
-        examples = sft_examples(config.seed, config.sft_examples, config.prompt)
+        fit_of = None
+        if config.prompt in RANKED_FORMATS:  # listed as the service will list them: by the same encoder's fit
+            fit_of = functools.partial(topic_fit, encoder())
+        examples = sft_examples(config.seed, config.sft_examples, config.prompt, fit_of)
         train_sft(config.base_dir, examples, out, config.sft)
     log = json.loads((out / "train_log.json").read_text("utf-8"))
     report = {"stage": "sft", "examples": config.sft_examples, **_train_summary(log)}

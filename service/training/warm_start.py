@@ -16,21 +16,35 @@ slope of ≈ +0.8 from bid 1 to 100 for the model to imitate, four times the iss
 model. No ad fits ⇒ no ad. The ad's sentence comes in ten wordings, before, between or after the tips.
 Format: TRL's conversational prompt/completion, so the loss covers the answer only. Held-out questions have no
 entry in the corpus (a test checks it), so the audit asks what the warm start never saw.
+
+**Tip-first answers** (the ``p3`` warm start, ``TIP_FIRST_FORMATS``): the held-out audit of the ``p2`` lineage
+found answers that were ad sentences with few tips (0.9 ads per answer, answer relevance 0.50 against the base
+model's 0.65) and half of the shown ads off-category. So a ``p3`` answer always opens with a tip, places **at
+most one** ad, after the first tip or at the end, and its teacher is sharper, ``p = TIP_FIRST_BID_POWER = 4``
+(two fitting ads at 100 and 50: the higher shown with probability 0.94; at 60 and 50: 0.67). ``p3`` prompts rank
+the fitting ads first, highest bid first (``service.mechanism.prompt.listing``), so what the model sees and
+what the teacher does agree: the ad to place is most often the first line of the fitting group. The ``p1``/``p2``
+corpora are drawn as before, so their runs reproduce.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from service.mechanism.prompt import PROMPT_VERSION, PromptFormat, build_messages
-from service.mechanism.types import Ad
+from service.mechanism.types import Ad, AuctionContext
 from service.simulation.contexts import CatalogContext, context_for
 
 BID_POWER = 2.0
+TIP_FIRST_BID_POWER = 4.0
+TIP_FIRST_FORMATS: frozenset[PromptFormat] = frozenset({"p3"})
+
+FitOf = Callable[[AuctionContext], Mapping[str, float]]  # a ranked prompt's fit scores (the encoder's, offline)
 
 
 @cache
@@ -58,17 +72,33 @@ def answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def sft_example(rng: random.Random, fmt: PromptFormat = PROMPT_VERSION) -> dict[str, Any]:
+def tip_first_answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
+    """A tip first, then at most one ad (the teacher's, ∝ bid^4 among the fitting ads) after the first tip or at
+    the end, the other tip (if drawn) in its place."""
+    parts = rng.sample(tips, rng.randint(1, len(tips)))
+    ad = teacher_ad(item, rng, TIP_FIRST_BID_POWER)
+    if ad is not None:
+        sentence = rng.choice(corpus()["ad_sentences"]).format(marker=ad.marker)
+        parts.insert(rng.randint(1, len(parts)), sentence)
+    return " ".join(parts)
+
+
+def sft_example(rng: random.Random, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None) -> dict[str, Any]:
     query = rng.choice(corpus()["queries"])
     item = context_for(rng, query)
-    text = answer(item, list(query["tips"]), rng)
+    write = tip_first_answer if fmt in TIP_FIRST_FORMATS else answer
+    text = write(item, list(query["tips"]), rng)
+    fit = fit_of(item.context) if fit_of is not None else None
     return {
-        "prompt": [dict(m) for m in build_messages(item.context, fmt=fmt)],
+        "prompt": [dict(m) for m in build_messages(item.context, fmt=fmt, fit=fit)],
         "completion": [{"role": "assistant", "content": text}],
     }
 
 
-def sft_examples(seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION) -> list[dict[str, Any]]:
-    """``n`` examples in prompt format ``fmt``; the answers (and the draws) do not depend on the format."""
+def sft_examples(
+    seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None
+) -> list[dict[str, Any]]:
+    """``n`` examples in prompt format ``fmt`` (``fit_of``: the fit scores a ranked format lists by, computed as
+    the service computes them). The ``p1``/``p2`` answers (and the draws) do not depend on the format."""
     rng = random.Random(seed)
-    return [sft_example(rng, fmt) for _ in range(n)]
+    return [sft_example(rng, fmt, fit_of) for _ in range(n)]

@@ -198,6 +198,10 @@ def test_dpo_pairs_keep_the_prompt_format_the_samples_were_generated_from() -> N
     assert len(pairs) == 1
     assert pairs[0]["prompt"] == [dict(m) for m in build_messages(CONTEXT, fmt="p2")]
     assert pairs[0]["prompt"] != [dict(m) for m in build_messages(CONTEXT)]
+    ranked = {**p2, "prompt_version": "p3", "prompt_fit": {"Ad-1": 0.4, "Ad-2": 0.3, "Ad-3": 0.0}}
+    (pair,) = dpo_pairs(ranked, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True)
+    assert pair["prompt"] == [dict(m) for m in build_messages(CONTEXT, fmt="p3", fit=ranked["prompt_fit"])]
+    assert pair["prompt"] != [dict(m) for m in build_messages(CONTEXT, fmt="p3")]  # ranked as it was served
     for version in ("p2-blind", "p1-blind", "p9"):  # the policy learns with bids, in a prompt it knows
         assert dpo_pairs({**p2, "prompt_version": version}, DEFAULT_CTR_MODEL, weights, 2.0, scaled=True) == []
 

@@ -63,6 +63,19 @@ def test_the_prompt_follows_the_served_format(
     assert prepared.token_ids == engine.tokenizer.encode(prepared.prompt.text)
 
 
+def test_p3_lists_the_fitting_ads_first_by_the_fit_it_is_given(engine: TokenizerOnly) -> None:
+    settings = Settings(secret_key="s" * 40, prompt_format="p3")
+    fitting = prepare(request(), "a1", engine, settings, fit={"Ad-1": 0.4})  # type: ignore[arg-type]
+    lines = fitting.prompt.text.splitlines()
+    assert lines[lines.index("Ads that fit this question, best first:") + 1] == "@Runner One@[Ad-1] (bid 10)"
+    assert fitting.prompt.version == "p3"
+    assert dict(fitting.prompt.fit) == {"Ad-1": 0.4}
+    unfit = prepare(request(), "a1", engine, settings, fit={"Ad-1": 0.01})  # type: ignore[arg-type]
+    lines = unfit.prompt.text.splitlines()
+    assert lines[lines.index("Other ads:") + 1] == "@Runner One@[Ad-1] (bid 10)"
+    assert unfit.prompt.hash != fitting.prompt.hash  # the sample cache never mixes the two
+
+
 def test_a_prompt_too_long_for_the_model_is_refused(engine: TokenizerOnly) -> None:
     settings = Settings(secret_key="s" * 40, prompt_format="p2")
     with pytest.raises(InvalidRequest, match="the prompt has"):
