@@ -28,6 +28,7 @@ def test_warm_start_registers_a_version_and_the_audit_reports_it(tmp_path: Path)
         run_dir=tmp_path / "run",
         versions_dir=tmp_path / "versions",
         rounds=0,
+        prompt="p3",  # the ranked format: the audit's service then computes each ad's fit before the prompt
         sft_examples=4,
         sft=TrainSettings(batch_size=4, max_steps=1),
         audit=TINY_AUDIT,
@@ -37,6 +38,7 @@ def test_warm_start_registers_a_version_and_the_audit_reports_it(tmp_path: Path)
     sft = versions.load(config.versions_dir, "sft")
     assert sft.parent == versions.BASE
     assert sft.info["report"]["steps"] == 1
+    assert sft.prompt == "p3"  # served in the format it learned
     assert (sft.adapter_dir / "adapter_model.safetensors").stat().st_size > 1_000_000
     assert versions.default_version(config.versions_dir) == "sft"
 
