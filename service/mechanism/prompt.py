@@ -97,13 +97,15 @@ _LISTING = {
     "p2": "one per line, each written as you must insert it",
     "p3": "one per line, each written as you must insert it, ranked by the platform",
 }
+_COPY_MARKER = (
+    "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and unchanged, "
+    "without its bid."
+)
 _COPY_RULE = {
     "p1": "Write every ad exactly as @Ad Title@[Ad ID], with the title and the ID copied exactly from the "
     "candidate list.",
-    "p2": "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and "
-    "unchanged, without its bid.",
-    "p3": "Write every ad exactly as it appears in the candidate list, @Ad Title@[Ad ID], copied whole and "
-    "unchanged, without its bid.",
+    "p2": _COPY_MARKER,
+    "p3": _COPY_MARKER,
 }
 _GROUPS = ("Ads that fit this question, best first:", "Other ads:")
 
