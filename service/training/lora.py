@@ -92,6 +92,9 @@ def _save_adapter(trainer: Any, out_dir: Path, history: list[dict[str, Any]], se
     trainer.model.save_pretrained(adapter_dir)
     weights = load_file(adapter_dir / ADAPTER_FILE)
     save_file({k: v.to(torch.bfloat16).contiguous() for k, v in weights.items()}, adapter_dir / ADAPTER_FILE)
+    # save_file leaves the file owner-only (0600); an image built from this tree runs as another user and must
+    # read it (the container test's server failed with "Permission denied" on a freshly trained adapter).
+    (adapter_dir / ADAPTER_FILE).chmod(0o644)
     (out_dir / "train_log.json").write_text(json.dumps({"settings": asdict(settings), "log": history}, indent=1))
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     return adapter_dir
