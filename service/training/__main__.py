@@ -127,6 +127,9 @@ def irpo(
         ),
     ] = "p1",
     sft_examples: Annotated[int, typer.Option(min=1, help="Synthetic warm-start answers")] = 256,
+    openings: Annotated[
+        bool, typer.Option(help="p3 answers open by restating the question (--no-openings: sft-p3's corpus)")
+    ] = True,
     sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,
     sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: all epochs)")] = -1,
     contexts: Annotated[int, typer.Option(min=1, help="Auctions per round")] = 96,
@@ -171,6 +174,7 @@ def irpo(
         rounds=rounds,
         prompt=fmt,
         sft_examples=sft_examples,
+        openings=openings,
         sft=dataclasses.replace(defaults.sft, epochs=sft_epochs, max_steps=sft_max_steps),
         contexts_per_round=contexts,
         samples=samples,

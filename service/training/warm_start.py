@@ -25,6 +25,15 @@ most one** ad, after the first tip or at the end, and its teacher is sharper, ``
 the fitting ads first, highest bid first (``service.mechanism.prompt.listing``), so what the model sees and
 what the teacher does agree: the ad to place is most often the first line of the fitting group. The ``p1``/``p2``
 corpora are drawn as before, so their runs reproduce.
+
+**Openings** (``openings=True``, the default since ``sft-p3``; tip-first answers only): the ``p3`` lineage's
+held-out answers scored 0.47 in answer relevance against the base model's 0.65, and its own corpus could not do
+better: tips alone score 0.60 against their question (MiniLM cosine, ``service.evaluation.metrics``), because a
+tip says *what to do* without naming *what was asked*. Each question now has an opening sentence that restates
+it in its own words ("How do I avoid shin splints as a new runner?" → "Shin splints in new runners usually come
+from doing too much running too soon."), and a tip-first answer opens with it: the corpus scores 0.79. What the
+model should learn is to restate a question it never saw — a copy from the prompt, which even a 135M model does
+well. The openings draw nothing from the random stream, so ``openings=False`` reproduces ``sft-p3``'s corpus.
 """
 
 from __future__ import annotations
@@ -72,22 +81,30 @@ def answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def tip_first_answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
-    """A tip first, then at most one ad (the teacher's, ∝ bid^4 among the fitting ads) after the first tip or at
-    the end, the other tip (if drawn) in its place."""
+def tip_first_answer(item: CatalogContext, tips: list[str], rng: random.Random, opening: str | None = None) -> str:
+    """The opening (if any), a tip, then at most one ad (the teacher's, ∝ bid^4 among the fitting ads) after the
+    first tip or at the end, the other tip (if drawn) in its place. With an opening the ad goes right after the
+    first tip: a three-sentence answer can outgrow the 96 tokens the loop samples (7 of 256 do), and what is cut
+    off should then be a tip, not the marker (a truncated marker is a format error)."""
     parts = rng.sample(tips, rng.randint(1, len(tips)))
     ad = teacher_ad(item, rng, TIP_FIRST_BID_POWER)
     if ad is not None:
         sentence = rng.choice(corpus()["ad_sentences"]).format(marker=ad.marker)
-        parts.insert(rng.randint(1, len(parts)), sentence)
-    return " ".join(parts)
+        at = rng.randint(1, len(parts))  # drawn either way: the stream, and so sft-p3's corpus, stays as it was
+        parts.insert(1 if opening else at, sentence)
+    return " ".join([opening, *parts] if opening else parts)
 
 
-def sft_example(rng: random.Random, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None) -> dict[str, Any]:
+def sft_example(
+    rng: random.Random, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None, openings: bool = True
+) -> dict[str, Any]:
     query = rng.choice(corpus()["queries"])
     item = context_for(rng, query)
-    write = tip_first_answer if fmt in TIP_FIRST_FORMATS else answer
-    text = write(item, list(query["tips"]), rng)
+    tips = list(query["tips"])
+    if fmt in TIP_FIRST_FORMATS:
+        text = tip_first_answer(item, tips, rng, query.get("opening") if openings else None)
+    else:
+        text = answer(item, tips, rng)
     fit = fit_of(item.context) if fit_of is not None else None
     return {
         "prompt": [dict(m) for m in build_messages(item.context, fmt=fmt, fit=fit)],
@@ -96,9 +113,10 @@ def sft_example(rng: random.Random, fmt: PromptFormat = PROMPT_VERSION, fit_of: 
 
 
 def sft_examples(
-    seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None
+    seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None, openings: bool = True
 ) -> list[dict[str, Any]]:
     """``n`` examples in prompt format ``fmt`` (``fit_of``: the fit scores a ranked format lists by, computed as
-    the service computes them). The ``p1``/``p2`` answers (and the draws) do not depend on the format."""
+    the service computes them; ``openings``: tip-first answers open by restating the question). The ``p1``/``p2``
+    answers (and the draws) do not depend on the format."""
     rng = random.Random(seed)
-    return [sft_example(rng, fmt, fit_of) for _ in range(n)]
+    return [sft_example(rng, fmt, fit_of, openings) for _ in range(n)]
