@@ -142,6 +142,9 @@ def irpo(
     swap_pairs: Annotated[
         int, typer.Option(min=0, help="Ad-swap DPO pairs per round on top of --max-pairs (same answer, other ad)")
     ] = 0,
+    ctr_gate: Annotated[
+        bool, typer.Option(help="Ship a round's CTR refit only if it beats the parent out of fold (AUC, log loss)")
+    ] = True,
     dpo_max_steps: Annotated[int, typer.Option(help="Cap DPO steps per round (-1: one epoch)")] = -1,
     beta: Annotated[float, typer.Option(help="DPO β (paper: 0.1)")] = 0.1,
     audit: Annotated[bool, typer.Option(help="Audit base and every version of the run at the end")] = True,
@@ -182,6 +185,7 @@ def irpo(
         delta=delta,
         max_pairs=max_pairs,
         swap_pairs=swap_pairs,
+        ctr_must_beat_parent=ctr_gate,
         dpo=dataclasses.replace(defaults.dpo, max_steps=dpo_max_steps, beta=beta),
         seed=seed,
         audit=audit_config if audit else None,

@@ -81,6 +81,10 @@ class LoopConfig:
     delta: float = 2.0
     value_scaled: bool = True
     pairs_per_context: int = 2  # at most this many pairs per logged context
+    # A refitted CTR model replaces the parent's only if it beats it out of fold (AUC and log loss, ``fit_ctr``'s
+    # ``beats_parent``). Lever 4's run (without the gate) shipped refits that lost to their parents and priced
+    # ≈1.5× the observed click rate: billed revenue 28.6/query against 13.8 realised (docs/irpo.md).
+    ctr_must_beat_parent: bool = True
     max_pairs: int = 80  # per round (the DPO time budget); a seeded subsample when there are more
     # Ad-swap pairs per round on top of ``max_pairs`` (``dataset.swap_pairs``: the same logged answer naming the
     # objective's best ad against a worse one; one per context, a seeded subsample). 0: none, as before.
@@ -223,8 +227,9 @@ def _files(config: LoopConfig, round_no: int, kind: str) -> list[Path]:
 
 
 def refit_ctr(config: LoopConfig, round_no: int, parent: str) -> tuple[Path, dict[str, Any]]:
-    """(b) The CTR model refitted on the clicks of every round so far (the parent's, when there is nothing to
-    fit: no ad shown or never a click)."""
+    """(b) The CTR model refitted on the clicks of every round so far; the parent's when there is not enough to
+    fit (``MIN_POSITIVES``) or, with ``ctr_must_beat_parent``, when the refit does not beat it out of fold —
+    the CTR model prices every impression, so a worse one overcharges or undercharges advertisers."""
     path = config.run_dir / f"round-{round_no}" / "ctr.json"
     if not path.exists():
         files = [f for r in range(1, round_no + 1) for f in _files(config, r, "ctr")]
@@ -233,6 +238,14 @@ def refit_ctr(config: LoopConfig, round_no: int, parent: str) -> tuple[Path, dic
             parent_ctr = versions.ctr_model_path(config.versions_dir, parent)
             parent_model = load_ctr_model(parent_ctr) if parent_ctr else DEFAULT_CTR_MODEL
             model, info = fit_ctr(rows, f"ctr-{config.prefix}-r{round_no}", parent_model)
+            if config.ctr_must_beat_parent and not info["beats_parent"]:
+                fitted, old = info["heldout"][info["shipped"]], info["heldout"]["parent"]
+                why = (
+                    f"the refit does not beat the parent out of fold: AUC {fitted['auc']:.3f} vs {old['auc']:.3f}, "
+                    f"log loss {fitted['log_loss']:.3f} vs {old['log_loss']:.3f}"
+                )
+                logger.warning("round %d: CTR refit not shipped (%s); keeping %s", round_no, why, parent_model.version)
+                model, info = parent_model, {"kept": parent_model.version, "why": why, "refit": info}
         except NotEnoughClicks as exc:
             model = parent_model
             info = {"kept": model.version, "why": str(exc)}

@@ -300,19 +300,25 @@ def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
     assert loaded.version == "ctr-test-1"
 
 
+def _parent_drawn_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Clicks drawn from the built-in parent model itself: a refit can only match it, not beat it."""
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
+        features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
+        p = DEFAULT_CTR_MODEL.predict(tuple(features[name] for name in FEATURE_NAMES))
+        rows.append({"auction_id": f"a{i}", "features": features, "clicked": int(rng.random() < p)})
+    return rows
+
+
 def test_a_refit_on_few_clicks_is_centred_on_the_parent() -> None:
     """Clicks drawn from the parent itself, 300 rows (≈ 40 clicks): the parent-centred fit (its prior strength
     chosen by the inner folds) stays nearer the parent's coefficients than the fit shrunk towards 0, which must
     relearn all eight from the few clicks; distances in standardised units, where the penalty acts."""
     import numpy as np
 
-    rng = random.Random(11)
-    rows: list[dict[str, Any]] = []
-    for i in range(300):
-        features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
-        features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
-        p = DEFAULT_CTR_MODEL.predict(tuple(features[name] for name in FEATURE_NAMES))
-        rows.append({"auction_id": f"a{i}", "features": features, "clicked": int(rng.random() < p)})
+    rows = _parent_drawn_rows(300, 11)
     assert 30 <= sum(r["clicked"] for r in rows) <= 120
     model, info = fit_ctr(rows, "t")
     _, zero_shrunk = fit_logistic(
@@ -325,6 +331,31 @@ def test_a_refit_on_few_clicks_is_centred_on_the_parent() -> None:
     centred = np.array([model.coefficients[n] for n in FEATURE_NAMES])
     assert info["shipped"] == "logistic_from_parent"
     assert np.linalg.norm((centred - parent) * scale) < 0.5 * np.linalg.norm((zero_shrunk - parent) * scale)
+
+
+def test_the_loop_ships_a_ctr_refit_only_if_it_beats_the_parent(tmp_path: Path) -> None:
+    """IRPO's step (b) with the gate: clicks drawn from the parent, so the refit (fitted on 300 rows) does not
+    beat it out of fold and the round keeps the parent, recording why and the refit's report; without the gate
+    (lever 4's run) the same refit ships."""
+    from service.training.irpo import LoopConfig, refit_ctr
+
+    rows = _parent_drawn_rows(300, 11)
+    assert sum(r["clicked"] for r in rows) >= 30
+    for gate in (True, False):
+        run_dir = tmp_path / f"gate-{gate}"
+        export_dir = run_dir / "round-1" / "export"
+        export_dir.mkdir(parents=True)
+        (export_dir / "ctr-0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        config = LoopConfig(run_dir=run_dir, versions_dir=tmp_path / "versions", ctr_must_beat_parent=gate)
+        path, info = refit_ctr(config, 1, "base")
+        if gate:
+            assert info["kept"] == DEFAULT_CTR_MODEL.version
+            assert info["refit"]["beats_parent"] is False
+            assert "does not beat the parent" in info["why"]
+            assert load_ctr_model(path).version == DEFAULT_CTR_MODEL.version
+        else:
+            assert info["beats_parent"] is False
+            assert load_ctr_model(path).version == "ctr-irpo-r1"
 
 
 def test_fit_ctr_refuses_too_few_clicks_and_keeps_the_parent(tmp_path: Path) -> None:
