@@ -83,7 +83,7 @@ class LoopConfig:
     pairs_per_context: int = 2  # at most this many pairs per logged context
     # A refitted CTR model replaces the parent's only if it beats it out of fold (AUC and log loss, ``fit_ctr``'s
     # ``beats_parent``). Lever 4's run (without the gate) shipped refits that lost to their parents and priced
-    # ≈1.5× the observed click rate: billed revenue 28.6/query against 13.8 realised (docs/irpo.md).
+    # above the clicks: round 3's traffic, priced by ``ctr-irpo7-r2``, billed 28.6/query against 13.8 realised.
     ctr_must_beat_parent: bool = True
     max_pairs: int = 80  # per round (the DPO time budget); a seeded subsample when there are more
     # Ad-swap pairs per round on top of ``max_pairs`` (``dataset.swap_pairs``: the same logged answer naming the
