@@ -26,7 +26,7 @@ the fitting ads first, highest bid first (``service.mechanism.prompt.listing``),
 what the teacher does agree: the ad to place is most often the first line of the fitting group. The ``p1``/``p2``
 corpora are drawn as before, so their runs reproduce.
 
-**Openings** (``openings=True``, the default since ``sft-p3``; tip-first answers only): the ``p3`` lineage's
+**Openings** (``openings=True``, the default from ``sft-p3o`` on; tip-first answers only): the ``p3`` lineage's
 held-out answers scored 0.47 in answer relevance against the base model's 0.65, and its own corpus could not do
 better: tips alone score 0.60 against their question (MiniLM cosine, ``service.evaluation.metrics``), because a
 tip says *what to do* without naming *what was asked*. Each question now has an opening sentence that restates
