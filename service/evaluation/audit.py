@@ -84,6 +84,21 @@ def _with_vm(item: CatalogContext, ad_id: str) -> CatalogContext:
     return with_advertiser(item, ad_id, AdvertiserKind.VM, 2.0)
 
 
+def heldout_items(config: AuditConfig) -> list[CatalogContext]:
+    """The held-out contexts of revenue and reward (one relevant ad a value maximiser where one fits)."""
+    items = draw_contexts(config.seed + 1, config.metric_contexts, "heldout")
+    return [_with_vm(item, min(item.relevant_ids)) if item.relevant_ids else item for item in items]
+
+
+def ceilings(config: AuditConfig, items: list[CatalogContext] | None = None) -> dict[str, float | None]:
+    """The revenue any model could earn on the held-out contexts (``metrics.revenue_ceiling``): the scale on
+    which the arms' revenue/query is read."""
+    items = heldout_items(config) if items is None else items
+    return evaluation.summarize_ceilings(
+        [evaluation.revenue_ceiling(item, ClickModel(), config.click_seed) for item in items]
+    )
+
+
 async def audit_url(url: str, version: str, config: AuditConfig, mode: str = "paper") -> AuditReport:
     """Audit the model version the service at ``url`` serves, under mechanism ``mode``."""
     click_model = ClickModel()
@@ -102,8 +117,7 @@ async def audit_url(url: str, version: str, config: AuditConfig, mode: str = "pa
             url, sweep_items[start : start + len(config.bid_grid)], options, concurrency=config.concurrency,
             desc=f"audit {version}:{mode}: sweep {sweep_index + 1}/{len(sweeps)}",
         )  # fmt: skip
-    metric_items = draw_contexts(config.seed + 1, config.metric_contexts, "heldout")
-    metric_items = [_with_vm(item, min(item.relevant_ids)) if item.relevant_ids else item for item in metric_items]
+    metric_items = heldout_items(config)
     options = {"samples": config.metric_samples, "max_tokens": config.max_tokens, "return_samples": True, **mechanism}
     measured = await serve_auctions(
         url, metric_items, options, concurrency=config.concurrency, desc=f"audit {version}:{mode}: held-out queries"
@@ -133,7 +147,7 @@ async def audit_url(url: str, version: str, config: AuditConfig, mode: str = "pa
         model=first["model"],
         ctr_model=first["ctr_model"],
         config=asdict(config),
-        metrics=evaluation.summarize(metric_stats),
+        metrics=evaluation.summarize(metric_stats) | ceilings(config, metric_items),
         sweep_summary=evaluation.summarize_sweeps(curves),
         ir_violations=sum(s.ir_violations for s in sweep_stats + metric_stats),
         slopes=slopes,
@@ -185,6 +199,9 @@ def _interval(metrics: dict[str, float | None], name: str) -> str | None:
     return None if low is None or high is None else f"[{low:.2f}, {high:.2f}]"
 
 
+INTERVALS = ("revenue", "reward", "oracle_revenue", "ceiling_written", "ceiling_bound")
+
+
 def summary_rows(reports: list[AuditReport]) -> list[dict[str, Any]]:
     return [
         {
@@ -192,7 +209,7 @@ def summary_rows(reports: list[AuditReport]) -> list[dict[str, Any]]:
             "version": r.version,
             "mode": r.mode,
             **r.metrics,
-            **{f"{name}_ci": _interval(r.metrics, name) for name in ("revenue", "reward", "oracle_revenue")},
+            **{f"{name}_ci": _interval(r.metrics, name) for name in INTERVALS},
             **r.sweep_summary,
             **_slope_columns(r),
             "ir_violations_all": r.ir_violations,
@@ -209,6 +226,8 @@ TABLE_COLUMNS = (
     ("reward_ci", "95 % CI", "{}"),
     ("oracle_revenue_per_query", "oracle revenue/query (best of its K)", "{:.2f}"),
     ("oracle_revenue_ci", "95 % CI", "{}"),
+    ("ceiling_written_per_query", "best written answer/query", "{:.2f}"),
+    ("ceiling_bound_per_query", "bound/query", "{:.2f}"),
     ("valid_ad_share", "valid ad", "{:.1%}"),
     ("valid_ad_share_fitting", "valid ad, an ad fits", "{:.1%}"),
     ("valid_ad_share_unfitting", "valid ad, none fits", "{:.1%}"),

@@ -31,6 +31,7 @@ one at that size; ``Sweep.monotone`` is kept only as a descriptive share.)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from service.mechanism.exposure import MARKER_RE, parse
 from service.mechanism.objective import ObjectiveWeights, response_penalty
 from service.mechanism.types import Ad, AdvertiserKind
 from service.simulation.contexts import CatalogContext
-from service.simulation.users import ClickModel, click_expectations, encoder
+from service.simulation.users import ClickModel, click_expectations, click_probabilities, encoder
 
 IR_TOLERANCE = 1e-6
 
@@ -146,6 +147,54 @@ def auction_stats(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """What any answer to one context can earn from its user, ``Σ_i b_i·P_sim(click i | y)``: the true maximum
+    over all answers lies in ``[written, bound]``."""
+
+    written: float  # the best of answers we write: one ad, or two in either order, each in a sentence on the question
+    bound: float  # no answer earns more
+
+
+def revenue_ceiling(item: CatalogContext, click_model: ClickModel | None = None, click_seed: int = 0) -> Ceiling:
+    """How far a model could go on this context — which revenue targets are reachable at all.
+
+    *Bound*: each ad's click probability is at most its value with the answer's terms at their best — the marker
+    at the start (position 0) in a sentence about the question (native) — since only those terms depend on the
+    answer; competition among ads of one category only lowers it, and ``flood_threshold`` or more ads earn
+    nothing; so no answer earns more than the sum of the ``flood_threshold − 1`` largest ``b_i·p_i^max``.
+    *Written*: the best of the answers "@A@[a] is the pick for <question>." and "@A@[a] for <question>, and
+    @B@[b] for <question>." over every ad and ordered pair (real answers, so a lower bound of the maximum).
+    """
+    model = click_model or ClickModel()
+    context = item.context
+    bids = {ad.id: ad.bid for ad in context.ads}
+    best = dataclasses.replace(  # the position and native terms fixed at their best, whatever their signs
+        model,
+        intercept=model.intercept + max(model.position_weight, 0.0),
+        position_weight=0.0,
+        native_threshold=-math.inf if model.native_weight >= 0 else math.inf,
+    )
+    every_ad = " ".join(f"@{ad.title}@[{ad.id}]" for ad in context.ads) + " all fit."
+    p_max = click_probabilities(context, every_ad, best, click_seed)
+    values = sorted((bids[i] * p for i, p in p_max.items()), reverse=True)
+    bound = math.fsum(values[: max(model.flood_threshold - 1, 0)])
+
+    def value(answer: str) -> float:
+        return math.fsum(bids[i] * p for i, p in click_expectations(context, answer, model, click_seed).items())
+
+    topic = context.query.rstrip("?.! ")
+    answers = [f"@{a.title}@[{a.id}] is the pick for {topic}." for a in context.ads]
+    if model.flood_threshold > 2:
+        answers += [
+            f"@{a.title}@[{a.id}] for {topic}, and @{b.title}@[{b.id}] for {topic}."
+            for a in context.ads
+            for b in context.ads
+            if a.id != b.id
+        ]
+    return Ceiling(written=max((value(a) for a in answers), default=0.0), bound=bound)
+
+
 def ir_violation(ads: Sequence[Ad], result: Mapping[str, Any]) -> bool:
     """Does the service charge an ad more than the value its bid implies? Per click: price ≤ bid (≤ the implied
     value τ·bid of a VM bidding v/τ, τ ≥ 1); in expectation: payment ≤ bid·itctr; a VM's ROI constraint
@@ -198,6 +247,15 @@ def summarize(stats: Sequence[AuctionStats]) -> dict[str, float | None]:
             sum(s.relevant_shown for s in stats) / shown if (shown := sum(s.ads_shown for s in stats)) else None
         ),
     }
+
+
+def summarize_ceilings(ceilings: Sequence[Ceiling]) -> dict[str, float | None]:
+    """Per-query means and t intervals of the ceilings of a set of contexts (``revenue_ceiling``)."""
+    out: dict[str, float | None] = {}
+    for name in ("written", "bound"):
+        mean, low, high = mean_ci([getattr(c, name) for c in ceilings])
+        out |= {f"ceiling_{name}_per_query": mean, f"ceiling_{name}_ci_low": low, f"ceiling_{name}_ci_high": high}
+    return out
 
 
 def _share(stats: Sequence[AuctionStats], *, fitting: bool) -> float | None:

@@ -275,6 +275,18 @@ def audit_cmd(
 
 
 @cli.command()
+def ceiling(
+    contexts: Annotated[int, typer.Option(min=1, help="Held-out contexts for revenue/reward (the audit's)")] = 24,
+) -> None:
+    """The revenue/query any model could earn on the audit's held-out contexts from their simulated users: the
+    best of the answers we write (one ad or two, in sentences on the question) and an upper bound, with 95 %
+    t intervals. No service runs: the scale on which the audit's revenue rows are read."""
+    from service.evaluation.audit import AuditConfig, ceilings
+
+    typer.echo(json.dumps(ceilings(AuditConfig(metric_contexts=contexts)), indent=2))
+
+
+@cli.command()
 def merge(
     version: Annotated[str | None, typer.Argument(help="Default: AUCTION_MODEL_VERSION / the DEFAULT")] = None,
 ) -> None:

@@ -50,6 +50,8 @@ def test_warm_start_registers_a_version_and_the_audit_reports_it(tmp_path: Path)
         assert row["auctions"] == 2
         assert row["samples"] == 4
         assert row["oracle_reward_per_query"] >= row["reward_per_query"] - 1e-9  # a max over the K
+        # no sample the model wrote earns more than the ceiling's bound (metrics.revenue_ceiling)
+        assert row["oracle_revenue_per_query"] <= row["ceiling_bound_per_query"] + 1e-9
         assert -1.0 <= row["answer_relevance"] <= 1.0
     assert "| sft:paper |" in (audit_dir / "summary.md").read_text()  # arms are VERSION:MODE
     report = json.loads((audit_dir / "sft.json").read_text())

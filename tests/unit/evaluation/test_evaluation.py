@@ -5,6 +5,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.evaluation.metrics import (
     Sweep,
@@ -14,6 +16,7 @@ from service.evaluation.metrics import (
     mean_ci,
     paired_differences,
     pooled_slope,
+    revenue_ceiling,
     summarize,
     summarize_sweeps,
     sweep_of,
@@ -85,6 +88,55 @@ def test_the_oracle_serves_the_sample_with_the_best_true_reward() -> None:
     assert stats.oracle_reward >= stats.reward  # never below the uniform draw over the same samples
     nothing = auction_stats(ITEM, response([PLAIN, BROKEN]))
     assert (nothing.oracle_revenue, nothing.oracle_reward) == (0.0, 0.0)  # no ad beats a broken one
+
+
+FILLER = (
+    "Look for a stable shoe with arch support.",
+    "Start slowly, three short runs a week.",
+    "Espresso wants a fine grind.",
+    "Replace shoes every 500 miles.",
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    shown=st.lists(st.sampled_from(ADS), min_size=1, max_size=3, unique=True),
+    sentences=st.lists(st.sampled_from(FILLER), max_size=4),
+    where=st.lists(st.integers(0, 4), min_size=3, max_size=3),
+    woven=st.lists(st.booleans(), min_size=3, max_size=3),
+    seed=st.integers(0, 3),
+)
+def test_no_answer_earns_more_than_the_ceiling_bound(
+    shown: list[Ad], sentences: list[str], where: list[int], woven: list[bool], seed: int
+) -> None:
+    """Any answer — ads anywhere among sentences on or off the question, competitors, a flood — stays within
+    the bound; the answers written for the ceiling stay within it too."""
+    parts = list(sentences)
+    for ad, at, on_topic in zip(shown, where, woven, strict=False):
+        marker = f"@{ad.title}@[{ad.id}]"
+        sentence = f"{marker} suits flat feet when you start running." if on_topic else f"Consider {marker} too."
+        parts.insert(min(at, len(parts)), sentence)
+    answer = " ".join(parts)
+    earned = math.fsum(
+        {a.id: a.bid for a in ADS}[i] * p for i, p in click_expectations(ITEM.context, answer, seed=seed).items()
+    )
+    ceiling = revenue_ceiling(ITEM, click_seed=seed)
+    assert earned <= ceiling.bound + 1e-9
+    assert 0.0 < ceiling.written <= ceiling.bound + 1e-9
+
+
+def test_the_ceiling_is_tight_for_one_ad_and_loose_only_by_what_two_ads_cannot_share() -> None:
+    singles = [revenue_ceiling(dataclasses.replace(ITEM, context=dataclasses.replace(ITEM.context, ads=(ad,))))
+               for ad in ADS]  # fmt: skip
+    for single in singles:
+        # One ad at the start of a sentence about the question is the best any answer can do with it.
+        assert single.written == pytest.approx(single.bound, rel=1e-6)
+    both = revenue_ceiling(ITEM)
+    # Every ad counts at its own best, wherever it stands among the others: the two best singles.
+    assert both.bound == pytest.approx(sum(sorted(s.bound for s in singles)[-2:]), rel=1e-6)
+    # Two ads cannot both sit at position 0: the bound exceeds the best written answer, by less than the
+    # second ad's share of it.
+    assert both.written < both.bound < 2 * both.written
 
 
 def test_answer_relevance_reads_the_text_around_the_markers() -> None:
