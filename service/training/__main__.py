@@ -130,6 +130,9 @@ def irpo(
     openings: Annotated[
         bool, typer.Option(help="p3 answers open by restating the question (--no-openings: sft-p3's corpus)")
     ] = True,
+    woven: Annotated[
+        bool, typer.Option(help="p3 answers weave the ad into that opening (--no-woven: sft-p3o's corpus)")
+    ] = False,
     sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,
     sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: all epochs)")] = -1,
     contexts: Annotated[int, typer.Option(min=1, help="Auctions per round")] = 96,
@@ -178,6 +181,7 @@ def irpo(
         prompt=fmt,
         sft_examples=sft_examples,
         openings=openings,
+        woven=woven,
         sft=dataclasses.replace(defaults.sft, epochs=sft_epochs, max_steps=sft_max_steps),
         contexts_per_round=contexts,
         samples=samples,

@@ -69,6 +69,7 @@ class LoopConfig:
     # Round 2: 256 answers × 2 epochs (64 steps); round 1's 192 × 1 left 42 % of samples with a broken marker.
     sft_examples: int = 256
     openings: bool = True  # tip-first answers open by restating the question (warm_start; sft-p3: False)
+    woven: bool = False  # ... with the ad woven into that opening (warm_start; sft-p3o: False)
     sft: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=2.0, batch_size=8, learning_rate=3e-4))
     contexts_per_round: int = 96
     samples: int = 8  # K
@@ -129,10 +130,11 @@ def warm_start(config: LoopConfig) -> str:
         fit_of = None
         if config.prompt in RANKED_FORMATS:  # listed as the service will list them: by the same encoder's fit
             fit_of = functools.partial(topic_fit, encoder())
-        examples = sft_examples(config.seed, config.sft_examples, config.prompt, fit_of, config.openings)
+        examples = sft_examples(config.seed, config.sft_examples, config.prompt, fit_of, config.openings, config.woven)
         train_sft(config.base_dir, examples, out, config.sft)
     log = json.loads((out / "train_log.json").read_text("utf-8"))
-    report = {"stage": "sft", "examples": config.sft_examples, "openings": config.openings, **_train_summary(log)}
+    report = {"stage": "sft", "examples": config.sft_examples, "openings": config.openings, "woven": config.woven,
+              **_train_summary(log)}  # fmt: skip
     versions.register(
         config.versions_dir,
         SFT_VERSION,

@@ -34,6 +34,15 @@ it in its own words ("How do I avoid shin splints as a new runner?" → "Shin sp
 from doing too much running too soon."), and a tip-first answer opens with it: the corpus scores 0.79. What the
 model should learn is to restate a question it never saw — a copy from the prompt, which even a 135M model does
 well. The openings draw nothing from the random stream, so ``openings=False`` reproduces ``sft-p3``'s corpus.
+**Woven** (``woven=True``; tip-first answers with an opening): the teacher above places its ad in a sentence of
+its own after the first tip — about 40 % into the answer, in a wording ("For this, … is a good choice.") that is
+not about the question. The simulated users (``service.simulation.users``) click less on an ad late in an answer
+(−1.0 on the logit from start to end) and more on one in a sentence about the question (+0.6), as the paper's
+judge rewards ads that are part of the answer; so the teacher's own answers earned only ≈8 per query on its
+training contexts, a third of what the best single-ad answer earns there (``metrics.revenue_ceiling``: ≈24).
+Woven, the ad sits in the opening ("With flat feet, a first running shoe should support your arch and feel
+stable, and … fits that well."): the same answers, the same ad, about twice the simulated revenue, the same
+answer relevance (markers are removed before it is read). The tips follow; a 96-token cut never reaches the ad.
 """
 
 from __future__ import annotations
@@ -81,13 +90,19 @@ def answer(item: CatalogContext, tips: list[str], rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def tip_first_answer(item: CatalogContext, tips: list[str], rng: random.Random, opening: str | None = None) -> str:
+def tip_first_answer(
+    item: CatalogContext, tips: list[str], rng: random.Random, opening: str | None = None, woven: bool = False
+) -> str:
     """The opening (if any), a tip, then at most one ad (the teacher's, ∝ bid^4 among the fitting ads) after the
     first tip or at the end, the other tip (if drawn) in its place. With an opening the ad goes right after the
     first tip: a three-sentence answer can outgrow the 96 tokens the loop samples (7 of 256 do), and what is cut
-    off should then be a tip, not the marker (a truncated marker is a format error)."""
+    off should then be a tip, not the marker (a truncated marker is a format error). ``woven``: the ad is woven
+    into the opening sentence instead (module docstring, *Woven*)."""
     parts = rng.sample(tips, rng.randint(1, len(tips)))
     ad = teacher_ad(item, rng, TIP_FIRST_BID_POWER)
+    if ad is not None and woven and opening:
+        clause = rng.choice(corpus()["woven_clauses"])
+        return " ".join([clause.format(opening=opening.rstrip(".!? "), marker=ad.marker), *parts])
     if ad is not None:
         sentence = rng.choice(corpus()["ad_sentences"]).format(marker=ad.marker)
         at = rng.randint(1, len(parts))  # drawn either way: the stream, and so sft-p3's corpus, stays as it was
@@ -96,13 +111,17 @@ def tip_first_answer(item: CatalogContext, tips: list[str], rng: random.Random, 
 
 
 def sft_example(
-    rng: random.Random, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None, openings: bool = True
+    rng: random.Random,
+    fmt: PromptFormat = PROMPT_VERSION,
+    fit_of: FitOf | None = None,
+    openings: bool = True,
+    woven: bool = False,
 ) -> dict[str, Any]:
     query = rng.choice(corpus()["queries"])
     item = context_for(rng, query)
     tips = list(query["tips"])
     if fmt in TIP_FIRST_FORMATS:
-        text = tip_first_answer(item, tips, rng, query.get("opening") if openings else None)
+        text = tip_first_answer(item, tips, rng, query.get("opening") if openings else None, woven)
     else:
         text = answer(item, tips, rng)
     fit = fit_of(item.context) if fit_of is not None else None
@@ -113,10 +132,15 @@ def sft_example(
 
 
 def sft_examples(
-    seed: int, n: int, fmt: PromptFormat = PROMPT_VERSION, fit_of: FitOf | None = None, openings: bool = True
+    seed: int,
+    n: int,
+    fmt: PromptFormat = PROMPT_VERSION,
+    fit_of: FitOf | None = None,
+    openings: bool = True,
+    woven: bool = False,
 ) -> list[dict[str, Any]]:
     """``n`` examples in prompt format ``fmt`` (``fit_of``: the fit scores a ranked format lists by, computed as
-    the service computes them; ``openings``: tip-first answers open by restating the question). The ``p1``/``p2``
-    answers (and the draws) do not depend on the format."""
+    the service computes them; ``openings``: tip-first answers open by restating the question; ``woven``: with
+    the ad in that opening). The ``p1``/``p2`` answers (and the draws) do not depend on the format."""
     rng = random.Random(seed)
-    return [sft_example(rng, fmt, fit_of, openings) for _ in range(n)]
+    return [sft_example(rng, fmt, fit_of, openings, woven) for _ in range(n)]
