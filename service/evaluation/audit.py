@@ -19,6 +19,7 @@ CI) are defined in ``service.evaluation.metrics``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,12 +91,12 @@ def heldout_items(config: AuditConfig) -> list[CatalogContext]:
     return [_with_vm(item, min(item.relevant_ids)) if item.relevant_ids else item for item in items]
 
 
-def ceilings(config: AuditConfig, items: list[CatalogContext] | None = None) -> dict[str, float | None]:
+@functools.cache
+def ceilings(config: AuditConfig) -> dict[str, float | None]:
     """The revenue any model could earn on the held-out contexts (``metrics.revenue_ceiling``): the scale on
-    which the arms' revenue/query is read."""
-    items = heldout_items(config) if items is None else items
+    which the arms' revenue/query is read. The same for every arm of one config, so computed once."""
     return evaluation.summarize_ceilings(
-        [evaluation.revenue_ceiling(item, ClickModel(), config.click_seed) for item in items]
+        [evaluation.revenue_ceiling(item, ClickModel(), config.click_seed) for item in heldout_items(config)]
     )
 
 
@@ -147,7 +148,7 @@ async def audit_url(url: str, version: str, config: AuditConfig, mode: str = "pa
         model=first["model"],
         ctr_model=first["ctr_model"],
         config=asdict(config),
-        metrics=evaluation.summarize(metric_stats) | ceilings(config, metric_items),
+        metrics=evaluation.summarize(metric_stats) | ceilings(config),
         sweep_summary=evaluation.summarize_sweeps(curves),
         ir_violations=sum(s.ir_violations for s in sweep_stats + metric_stats),
         slopes=slopes,
