@@ -133,6 +133,14 @@ def irpo(
     woven: Annotated[
         bool, typer.Option(help="p3 answers weave the ad into that opening (--no-woven: sft-p3o's corpus)")
     ] = False,
+    off_topic: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Share of warm-start questions without a fitting ad (default: uniform)"),
+    ] = None,
+    ad_penalty: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="The DPO objective's cost of an ad, at the reference bid 100 (default: the loop's)"),
+    ] = None,
     sft_epochs: Annotated[float, typer.Option(min=0.1, help="Warm-start epochs")] = 2.0,
     sft_max_steps: Annotated[int, typer.Option(help="Cap SFT steps (-1: all epochs)")] = -1,
     contexts: Annotated[int, typer.Option(min=1, help="Auctions per round")] = 96,
@@ -182,6 +190,7 @@ def irpo(
         sft_examples=sft_examples,
         openings=openings,
         woven=woven,
+        off_topic=off_topic,
         sft=dataclasses.replace(defaults.sft, epochs=sft_epochs, max_steps=sft_max_steps),
         contexts_per_round=contexts,
         samples=samples,
@@ -191,6 +200,7 @@ def irpo(
         swap_pairs=swap_pairs,
         ctr_must_beat_parent=ctr_gate,
         dpo=dataclasses.replace(defaults.dpo, max_steps=dpo_max_steps, beta=beta),
+        weights=defaults.weights if ad_penalty is None else dataclasses.replace(defaults.weights, ad_penalty=ad_penalty),
         seed=seed,
         audit=audit_config if audit else None,
         set_default=set_default,

@@ -70,6 +70,7 @@ class LoopConfig:
     sft_examples: int = 256
     openings: bool = True  # tip-first answers open by restating the question (warm_start; sft-p3: False)
     woven: bool = False  # ... with the ad woven into that opening (warm_start; sft-p3o: False)
+    off_topic: float | None = None  # share of warm-start questions without a fitting ad (warm_start; None: uniform)
     sft: TrainSettings = field(default_factory=lambda: TrainSettings(epochs=2.0, batch_size=8, learning_rate=3e-4))
     contexts_per_round: int = 96
     samples: int = 8  # K
@@ -130,11 +131,13 @@ def warm_start(config: LoopConfig) -> str:
         fit_of = None
         if config.prompt in RANKED_FORMATS:  # listed as the service will list them: by the same encoder's fit
             fit_of = functools.partial(topic_fit, encoder())
-        examples = sft_examples(config.seed, config.sft_examples, config.prompt, fit_of, config.openings, config.woven)
+        examples = sft_examples(
+            config.seed, config.sft_examples, config.prompt, fit_of, config.openings, config.woven, config.off_topic
+        )
         train_sft(config.base_dir, examples, out, config.sft)
     log = json.loads((out / "train_log.json").read_text("utf-8"))
     report = {"stage": "sft", "examples": config.sft_examples, "openings": config.openings, "woven": config.woven,
-              **_train_summary(log)}  # fmt: skip
+              "off_topic": config.off_topic, **_train_summary(log)}  # fmt: skip
     versions.register(
         config.versions_dir,
         SFT_VERSION,
@@ -326,6 +329,7 @@ def run_round(config: LoopConfig, round_no: int, parent: str, redis_url: str) ->
         "export": {k: v for k, v in exported.items() if k != "files"},
         "ctr": ctr_info,
         "pairs": pair_info,
+        "objective": asdict(config.weights),
         "dpo": _train_summary(json.loads((out / "train_log.json").read_text("utf-8"))),
     }
     versions.register(

@@ -43,6 +43,13 @@ training contexts, a third of what the best single-ad answer earns there (``metr
 Woven, the ad sits in the opening ("With flat feet, a first running shoe should support your arch and feel
 stable, and … fits that well."): the same answers, the same ad, about twice the simulated revenue, the same
 answer relevance (markers are removed before it is read). The tips follow; a 96-token cut never reaches the ad.
+
+**Off-topic share** (``off_topic``; default ``None``: questions drawn uniformly, 8 of the 56 off-topic, 14 %):
+the woven warm start ``sft-p3w`` wrote a marker on 13.5 % of the samples of questions without a fitting ad, all
+of them one pattern ("The 1998 football World Cup was won by @…@[…]."): the woven clause's shape, "<opening>, and
+<marker> …", completed where the answer belongs. Its corpus showed the no-ad answer on such a question 1 time in
+7; ``off_topic = 0.3`` draws an off-topic question for 30 % of the examples (the rest uniformly among the
+fitting ones), so the model sees "nothing fits ⇒ no marker" about twice as often, at the same count of examples.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from typing import Any
 
 from service.mechanism.prompt import PROMPT_VERSION, PromptFormat, build_messages
 from service.mechanism.types import Ad, AuctionContext
-from service.simulation.contexts import CatalogContext, context_for
+from service.simulation.contexts import NO_AD_CATEGORY, CatalogContext, context_for
 
 BID_POWER = 2.0
 TIP_FIRST_BID_POWER = 4.0
@@ -116,8 +123,14 @@ def sft_example(
     fit_of: FitOf | None = None,
     openings: bool = True,
     woven: bool = False,
+    off_topic: float | None = None,
 ) -> dict[str, Any]:
-    query = rng.choice(corpus()["queries"])
+    queries = corpus()["queries"]
+    if off_topic is None:  # the stream of every earlier corpus
+        query = rng.choice(queries)
+    else:
+        pick_off = rng.random() < off_topic
+        query = rng.choice([q for q in queries if (q["category"] == NO_AD_CATEGORY) == pick_off])
     item = context_for(rng, query)
     tips = list(query["tips"])
     if fmt in TIP_FIRST_FORMATS:
@@ -138,9 +151,13 @@ def sft_examples(
     fit_of: FitOf | None = None,
     openings: bool = True,
     woven: bool = False,
+    off_topic: float | None = None,
 ) -> list[dict[str, Any]]:
     """``n`` examples in prompt format ``fmt`` (``fit_of``: the fit scores a ranked format lists by, computed as
     the service computes them; ``openings``: tip-first answers open by restating the question; ``woven``: with
-    the ad in that opening). The ``p1``/``p2`` answers (and the draws) do not depend on the format."""
+    the ad in that opening; ``off_topic``: the share of questions without a fitting ad, None: uniform). The
+    ``p1``/``p2`` answers (and the draws) do not depend on the format."""
+    if off_topic is not None and not 0.0 <= off_topic <= 1.0:
+        raise ValueError(f"off_topic must be a share in [0, 1], got {off_topic}")
     rng = random.Random(seed)
-    return [sft_example(rng, fmt, fit_of, openings, woven) for _ in range(n)]
+    return [sft_example(rng, fmt, fit_of, openings, woven, off_topic) for _ in range(n)]

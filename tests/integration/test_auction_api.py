@@ -92,9 +92,6 @@ def test_seeded_requests_are_reproducible(
     client: httpx.Client, catalog: dict[str, Any], service_redis: SyncRedis
 ) -> None:
     request = catalog_request(catalog, query_index=3, samples=4, max_tokens=24, seed=1234, return_samples=True)
-    # A fresh prefill and a prefix-cache hit differ in bf16 numerics on this CPU build (assert_mostly_reproduced);
-    # one warm-up with another seed puts the prompt in the prefix cache, so both compared runs read it from there.
-    client.post("/v1/auctions", json=dict(request, options={**request["options"], "seed": 99}))
     clear_sample_cache(service_redis)
     first = client.post("/v1/auctions", json=request).json()
     clear_sample_cache(service_redis)  # the second run must come from the engine, not the cache

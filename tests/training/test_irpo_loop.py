@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.evaluation.audit import AuditConfig
+from service.mechanism.objective import ObjectiveWeights
 from service.models import registry as versions
 from service.settings import PROJECT_ROOT
 from service.training.irpo import LoopConfig, run_loop
@@ -81,6 +82,7 @@ def test_a_round_from_the_shipped_version_logs_fits_pairs_trains_and_registers(t
         max_pairs=4,
         swap_pairs=2,
         dpo=dataclasses.replace(LoopConfig().dpo, max_steps=1),
+        weights=ObjectiveWeights(1.0, 3.0, 100.0),  # lever 8's price on an ad
         audit=None,
     )
     assert run_loop(config) == [shipped, "smoke-r1"]
@@ -105,5 +107,6 @@ def test_a_round_from_the_shipped_version_logs_fits_pairs_trains_and_registers(t
     assert len(trained) == report["pairs"]["pairs_used"] + report["pairs"]["swap_pairs_used"]
     assert report["dpo"]["steps"] == 1
     assert report["dpo"]["settings"]["beta"] == 0.1
+    assert report["objective"] == {"lam": 1.0, "ad_penalty": 3.0, "format_error_penalty": 100.0}
     # Resumable: the same command again finds the version and does nothing.
     assert run_loop(config) == [shipped, "smoke-r1"]

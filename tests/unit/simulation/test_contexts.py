@@ -206,3 +206,27 @@ def test_woven_answers_put_the_teachers_ad_in_the_opening_and_earn_more_from_the
     print(f"woven {sum(woven) / len(woven):.2f}, placed {sum(placed) / len(placed):.2f}, n {len(placed)}")
     assert sum(woven) > 1.5 * sum(placed), (sum(woven) / len(woven), sum(placed) / len(placed))
     assert sum(relevance_gain) / len(relevance_gain) > -0.02
+
+
+def test_the_off_topic_share_sets_how_often_the_warm_start_answers_without_an_ad() -> None:
+    """``off_topic``: that share of the examples asks a question no ad fits, and those answers carry no marker;
+    ``None`` draws the questions uniformly (8 of 56 off-topic, 14 %). 600 examples: the share's standard error at
+    0.3 is 0.019, so ±0.06 bounds it at 3 standard errors and the uniform stream (0.14) falls outside."""
+    by_query = {q["query"]: q for q in corpus()["queries"]}
+
+    def off_topic_answers(examples: list[dict[str, object]]) -> list[str]:
+        off = []
+        for example in examples:
+            query = by_query[example["prompt"][1]["content"].split("User question: ")[1]]  # type: ignore[index]
+            if query["category"] == NO_AD_CATEGORY:
+                off.append(example["completion"][0]["content"])  # type: ignore[index]
+        return off
+
+    raised = off_topic_answers(sft_examples(3, 600, "p3", woven=True, off_topic=0.3))
+    uniform = off_topic_answers(sft_examples(3, 600, "p3", woven=True))
+    assert abs(len(raised) / 600 - 0.3) < 0.06, len(raised)
+    assert abs(len(uniform) / 600 - 8 / 56) < 0.06, len(uniform)
+    assert raised and not any("@[" in text for text in raised)
+    everything = sft_examples(3, 200, "p3", woven=True, off_topic=1.0)
+    assert len(off_topic_answers(everything)) == 200
+    assert not off_topic_answers(sft_examples(3, 200, "p3", woven=True, off_topic=0.0))
