@@ -226,7 +226,8 @@ def test_the_off_topic_share_sets_how_often_the_warm_start_answers_without_an_ad
     uniform = off_topic_answers(sft_examples(3, 600, "p3", woven=True))
     assert abs(len(raised) / 600 - 0.3) < 0.06, len(raised)
     assert abs(len(uniform) / 600 - 8 / 56) < 0.06, len(uniform)
-    assert raised and not any("@[" in text for text in raised)
+    assert raised
+    assert not any("@[" in text for text in raised)
     everything = sft_examples(3, 200, "p3", woven=True, off_topic=1.0)
     assert len(off_topic_answers(everything)) == 200
     assert not off_topic_answers(sft_examples(3, 200, "p3", woven=True, off_topic=0.0))
