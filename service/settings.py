@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         description="Decode under the candidates' marker grammar (every @ opens a whole candidate marker; vLLM "
         "structured outputs): no unknown or mismatched ids; false: the model's raw samples",
     )
+    relevance_floor: bool = Field(
+        default=False,
+        description="Under the marker grammar, only ads whose topic fits the question (similarity ≥ the p3 fit "
+        "threshold) can be written; the others stay listed in the prompt but cannot be placed",
+    )
 
     # Controls (README "Ad platform controls"): disclosure, brand safety, caps, budgets, reserve prices
     sponsored_link_template: str = Field(

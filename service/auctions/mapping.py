@@ -63,6 +63,7 @@ def to_response(
     return_samples: bool,
     bids_in_prompt: bool,
     ineligible: Sequence[tuple[Ad, Reason]] = (),
+    relevance_floor: bool = False,
     sensitive_topic: str | None = None,
     context: AuctionContext | None = None,
 ) -> AuctionResponse:
@@ -107,6 +108,7 @@ def to_response(
             **outcome.rule.describe(),
             "bids_in_prompt": bids_in_prompt,
             "marker_grammar": sampling.regex is not None,
+            "relevance_floor": relevance_floor,
         },
         served_probability=outcome.probabilities[outcome.served_index],
         probabilities=list(outcome.probabilities),
@@ -169,6 +171,7 @@ def impression_event(
     shown_text: str | None = None,
     bids_in_prompt: bool = True,
     ineligible: Sequence[tuple[Ad, Reason]] = (),
+    relevance_floor: bool = False,
     sensitive_topic: str | None = None,
     link_template: str = SPONSORED_TEMPLATE,
 ) -> dict[str, Any]:
@@ -215,6 +218,7 @@ def impression_event(
             **outcome.rule.describe(),
             "bids_in_prompt": bids_in_prompt,
             "marker_grammar": sampling.regex is not None,
+            "relevance_floor": relevance_floor,
         },
         "probabilities": list(outcome.probabilities),
         "relevance": relevance_dict(outcome.relevance),

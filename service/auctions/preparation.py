@@ -15,7 +15,7 @@ from service.errors import InvalidRequest
 from service.mechanism.auction import MechanismRule
 from service.mechanism.exposure import marker_regex
 from service.mechanism.payments import PaymentRule
-from service.mechanism.prompt import Prompt, build_prompt, format_or_default
+from service.mechanism.prompt import Prompt, build_prompt, format_or_default, placeable
 from service.mechanism.relevance import USER_PRIOR_RATE
 from service.mechanism.selection import Selection, SelectionRule
 from service.mechanism.types import AuctionContext
@@ -34,6 +34,7 @@ class Prepared:
     seeded: bool  # the caller chose the seed (the sample cache keys on it then)
     rule: MechanismRule
     bids_in_prompt: bool
+    relevance_floor: bool  # the grammar let the model write only the ads that fit the question
     curve_bids: tuple[float, ...] | None
     user_click_rate: float  # the user's history before this auction (controls' snapshot): a CTR feature
 
@@ -48,6 +49,13 @@ def sampling_for(request: AuctionRequest, settings: Settings) -> SamplingRequest
         # Always seeded, so that every logged auction can be replayed exactly.
         seed=options.seed if options.seed is not None else secrets.randbelow(2**31),
     )
+
+
+def relevance_floor(request: AuctionRequest, settings: Settings) -> bool:
+    """Whether the request asks for the relevance floor (its option over the deployment's setting); it applies
+    under the marker grammar only, which is what enforces it."""
+    option = request.options.relevance_floor
+    return settings.relevance_floor if option is None else option
 
 
 def rule_for(request: AuctionRequest, settings: Settings) -> MechanismRule:
@@ -79,8 +87,9 @@ def prepare(
     constrain = (
         settings.constrain_markers if request.options.constrain_markers is None else request.options.constrain_markers
     )
+    floor = constrain and relevance_floor(request, settings) and fit is not None
     if constrain:  # over the eligible candidates only: an ad the controls removed cannot be written
-        sampling = dataclasses.replace(sampling, regex=marker_regex(context.ads))
+        sampling = dataclasses.replace(sampling, regex=marker_regex(placeable(context.ads, fit, floor)))
     bids_in_prompt = (
         settings.bids_in_prompt if request.options.bids_in_prompt is None else request.options.bids_in_prompt
     )
@@ -102,6 +111,7 @@ def prepare(
         seeded=request.options.seed is not None,
         rule=rule_for(request, settings),
         bids_in_prompt=bids_in_prompt,
+        relevance_floor=floor,
         curve_bids=tuple(request.options.allocation_curve) if request.options.allocation_curve is not None else None,
         user_click_rate=user_click_rate,
     )

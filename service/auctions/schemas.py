@@ -113,6 +113,9 @@ class AuctionOptions(StrictModel):
     constrain_markers: StrictBool | None = Field(
         default=None, description="false: unconstrained decoding (raw samples, broken markers and all)"
     )
+    relevance_floor: StrictBool | None = Field(
+        default=None, description="true: only ads that fit the question can be placed (needs constrain_markers)"
+    )
     reserve_price: Annotated[float, Field(strict=True, ge=0, le=Bounds.MAX_BID)] | None = Field(
         default=None, description="Floor per click: ads bidding below it are ineligible (with the deployment's)"
     )

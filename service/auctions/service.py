@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from service.auctions import mapping
 from service.auctions.admission import Admission
 from service.auctions.links import Link, link_maker
-from service.auctions.preparation import Prepared, prepare
+from service.auctions.preparation import Prepared, prepare, relevance_floor
 from service.auctions.samples import SampleSource
 from service.auctions.schemas import AuctionRequest, AuctionResponse
 from service.clicks.tokens import ClickSigner
@@ -83,11 +83,13 @@ class AuctionService:
         rate = decision.user_click_rate if decision is not None else USER_PRIOR_RATE
         return prepare(request, auction_id, self.engine, self.settings, context, rate, fit)
 
-    async def prompt_fit(self, context: AuctionContext) -> dict[str, float] | None:
+    async def prompt_fit(self, context: AuctionContext, request: AuctionRequest) -> dict[str, float] | None:
         """Each candidate's fit to the question (sim(question, ad's topic)) when the served prompt format ranks by
-        it (``p3``), else None. Encoder work: inline when its texts are cached, else in a worker thread; the
-        mechanism's scoring after generation then finds the query, ads and topics in the cache."""
-        if format_or_default(self.settings.prompt_format) not in RANKED_FORMATS:
+        it (``p3``) or the request's relevance floor needs it, else None. Encoder work: inline when its texts are
+        cached, else in a worker thread; the mechanism's scoring after generation then finds the query, ads and
+        topics in the cache."""
+        ranked = format_or_default(self.settings.prompt_format) in RANKED_FORMATS
+        if not ranked and not relevance_floor(request, self.settings):
             return None
         relevance = score_relevance_cached(self.encoder, context, ())
         if relevance is None:
@@ -135,7 +137,7 @@ class AuctionService:
         clock = StageClock()
         context, decision = await self.eligible(request)
         clock.lap("eligibility")
-        prepared = self.prepare(request, auction_id, context, decision, await self.prompt_fit(context))
+        prepared = self.prepare(request, auction_id, context, decision, await self.prompt_fit(context, request))
         clock.lap("prompt")
         hit = await self.samples.cached(prepared)
         clock.lap("cache")
@@ -234,6 +236,7 @@ class AuctionService:
                 cache_hit=cache_hit,
                 shown_text=shown_text,
                 bids_in_prompt=prepared.bids_in_prompt,
+                relevance_floor=prepared.relevance_floor,
                 ineligible=decision.verdict.ineligible if decision else (),
                 sensitive_topic=decision.topic if decision else None,
                 link_template=self.settings.sponsored_link_template,
@@ -270,6 +273,7 @@ class AuctionService:
             cache_hit=cache_hit,
             return_samples=request.options.return_samples,
             bids_in_prompt=prepared.bids_in_prompt,
+            relevance_floor=prepared.relevance_floor,
             ineligible=decision.verdict.ineligible,
             sensitive_topic=decision.topic,
             context=prepared.context,

@@ -61,7 +61,7 @@ async def stream(
     clock = StageClock()
     context, decision = await service.eligible(request)
     clock.lap("eligibility")
-    prepared = service.prepare(request, auction_id, context, decision, await service.prompt_fit(context))
+    prepared = service.prepare(request, auction_id, context, decision, await service.prompt_fit(context, request))
     with service.admission.slot():
         clock.lap("prompt")
         k = prepared.sampling.n

@@ -147,6 +147,20 @@ def fits(ad: Ad, fit: Mapping[str, float]) -> bool:
     return fit.get(ad.id, 0.0) >= FIT_THRESHOLD
 
 
+def placeable(ads: Sequence[Ad], fit: Mapping[str, float] | None, floor: bool) -> tuple[Ad, ...]:
+    """The candidates the marker grammar lets the model write. ``floor`` (the relevance floor, a brand-safety
+    control): only the ads that fit the question (``fits``); without it, or without fit scores, all of them.
+    Why: a 135M model completes a sentence with a marker where the answer belongs ("The 1998 football World
+    Cup was won by @GrindRight Burr Grinder@[…]."; docs/irpo.md, levers 6–7), which no advertiser wants next to
+    its name and no user wants in an answer. The floor leaves the prompt as it is (the model sees what it was
+    trained on) and masks only the markers of unfitting ads, so a sample that writes none is unchanged. The fit
+    does not depend on bids, so which ads can be placed does not either: the allocation's monotonicity in
+    bids (Def. 3.2) is kept, and so are IC and IR of the payments built on it."""
+    if not floor or fit is None:
+        return tuple(ads)
+    return tuple(ad for ad in ads if fits(ad, fit))
+
+
 def listing(ads: Sequence[Ad], fit: Mapping[str, float], bids: bool = True) -> tuple[tuple[Ad, ...], tuple[Ad, ...]]:
     """p3's two groups, (fitting, others), each ranked by bid (bid-blind: by fit), then by fit, then by id: a total,
     deterministic order in which a higher own bid never ranks an ad lower."""

@@ -14,6 +14,7 @@ from service.mechanism.prompt import (
     format_bid,
     format_or_default,
     listing,
+    placeable,
     prompt_format,
     prompt_hash,
 )
@@ -168,3 +169,19 @@ def test_p3_rank_never_falls_when_an_ads_own_bid_rises() -> None:
     fitting, other = listing(ads, fit)
     assert [a.id for a in fitting] == ["Ad-1", "Ad-2", "Ad-0"]
     assert [a.id for a in other] == ["Ad-4", "Ad-3"]
+
+
+def test_the_relevance_floor_places_only_fitting_ads_whatever_their_bids() -> None:
+    """``placeable``: with the floor, the ads at or above FIT_THRESHOLD, in their order; without it (or without fit
+    scores) every candidate. Whether an ad can be placed never depends on bids (any bid of any ad, 0 to 100), so
+    the floor keeps the allocation monotone."""
+    ads = tuple(Ad(id=f"Ad-{i}", title=f"T{i}", url="https://x.test/", bid=b) for i, b in enumerate([5, 20, 50, 90]))
+    fit = {"Ad-0": 0.5, "Ad-1": FIT_THRESHOLD, "Ad-2": FIT_THRESHOLD - 1e-6}  # Ad-3 has no score: it does not fit
+    assert [a.id for a in placeable(ads, fit, floor=True)] == ["Ad-0", "Ad-1"]
+    assert placeable(ads, fit, floor=False) == ads
+    assert placeable(ads, None, floor=True) == ads
+    assert placeable(ads, {}, floor=True) == ()
+    for i in range(len(ads)):
+        for bid in (0.0, 1.0, 50.0, 100.0):
+            rebid = tuple(dataclasses.replace(a, bid=bid) if k == i else a for k, a in enumerate(ads))
+            assert [a.id for a in placeable(rebid, fit, floor=True)] == ["Ad-0", "Ad-1"]
