@@ -102,7 +102,7 @@ class Settings(BaseSettings):
         "structured outputs): no unknown or mismatched ids; false: the model's raw samples",
     )
     relevance_floor: bool = Field(
-        default=False,
+        default=True,
         description="Under the marker grammar, only ads whose topic fits the question (similarity ≥ the p3 fit "
         "threshold) can be written; the others stay listed in the prompt but cannot be placed",
     )
