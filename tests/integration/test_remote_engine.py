@@ -99,6 +99,7 @@ def remote_settings(urls: list[str], redis_server: RedisServer, tmp: Path) -> Se
         remote_health_interval_s=60,  # the tests drive health themselves
         redis_url=redis_server.url.rsplit("/", 1)[0] + f"/{REMOTE_DB}",
         spool_path=tmp / "spool.jsonl",
+        relevance_floor=False,  # as the session's service (conftest), whose samples these are compared with
     )
 
 
