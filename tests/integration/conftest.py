@@ -149,8 +149,8 @@ def assert_mostly_reproduced(first: list[str], second: list[str]) -> None:
     the sample goes its own way from there. Measured on clean-clone CI runs: 3 of 4 samples identical, then
     2 of 4 with the other two agreeing on their first ~60 characters (even with both runs reading the prompt
     from the prefix cache). So the test asks for what the seed controls, the samples' openings: on average
-    each pair shares at least half its text as a common prefix, and one pair is identical. Unseeded 24-token
-    samples at temperature 1 share a few characters at most, so a lost seed fails this."""
+    each pair shares at least half its text as a common prefix, and one pair is identical. With a lost seed the
+    pairs would be independent samples, which at temperature 1 rarely repeat a 24-token sample whole."""
     assert len(first) == len(second)
     shared = [_common_prefix(a, b) / max(len(a), len(b), 1) for a, b in zip(first, second, strict=True)]
     assert sum(shared) / len(shared) >= 0.5, (shared, first, second)
