@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -201,7 +200,9 @@ def irpo(
         swap_pairs=swap_pairs,
         ctr_must_beat_parent=ctr_gate,
         dpo=dataclasses.replace(defaults.dpo, max_steps=dpo_max_steps, beta=beta),
-        weights=defaults.weights if ad_penalty is None else replace(defaults.weights, ad_penalty=ad_penalty),
+        weights=(
+            defaults.weights if ad_penalty is None else dataclasses.replace(defaults.weights, ad_penalty=ad_penalty)
+        ),
         seed=seed,
         audit=audit_config if audit else None,
         set_default=set_default,
