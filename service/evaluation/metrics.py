@@ -228,6 +228,10 @@ def summarize(stats: Sequence[AuctionStats]) -> dict[str, float | None]:
     for name in ("revenue", "reward", "oracle_revenue", "oracle_reward"):
         mean, low, high = mean_ci([getattr(s, name) for s in stats])
         out |= {f"{name}_per_query": mean, f"{name}_ci_low": low, f"{name}_ci_high": high}
+    # The service's expected payments (its CTR model) minus what the simulated users' clicks are worth, per
+    # auction: how far the CTR model that priced this traffic forecasts above (> 0) or below the clicks.
+    mean, low, high = mean_ci([s.billed_revenue - s.revenue for s in stats])
+    out |= {"overbilling_per_query": mean, "overbilling_ci_low": low, "overbilling_ci_high": high}
     return out | {
         "billed_revenue_per_query": math.fsum(s.billed_revenue for s in stats) / n,
         "valid_ad_share": sum(s.valid for s in stats) / samples,
