@@ -165,6 +165,10 @@ def test_summarize_averages_per_query_and_per_sample() -> None:
     assert summary["samples"] == 4
     assert summary["valid_ad_share"] == 3 / 4
     assert summary["revenue_per_query"] == pytest.approx((a.revenue + b.revenue) / 2)
+    # expected payments (priced at ITCTR 0.1 each here) minus the simulated clicks' worth, auction by auction
+    gaps = [a.billed_revenue - a.revenue, b.billed_revenue - b.revenue]
+    assert summary["overbilling_per_query"] == pytest.approx(sum(gaps) / 2)
+    assert summary["overbilling_ci_low"] == pytest.approx(mean_ci(gaps)[1])
     with pytest.raises(ValueError, match="nothing"):
         summarize([])
 
