@@ -115,6 +115,7 @@ def to_response(
         objective=outcome.objectives[outcome.served_index],
         timings_ms=timings_ms,
         sample_texts=[s.text for s in generation.samples] if return_samples else None,
+        sample_finish_reasons=[s.finish_reason for s in generation.samples] if return_samples else None,
     )
 
 

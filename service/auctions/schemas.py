@@ -211,6 +211,9 @@ class AuctionResponse(BaseModel):
     objective: float = Field(description="Served sample's Σ b·ctr·1(exposed) − λ·s_resp")
     timings_ms: dict[str, float]
     sample_texts: list[str] | None = None
+    sample_finish_reasons: list[str | None] | None = Field(
+        default=None, description="Why each sample stopped (stop, length): with return_samples, beside sample_texts"
+    )
 
 
 __all__ = ["ErrorDetail", "ErrorResponse"]  # the one error shape lives in service.errors

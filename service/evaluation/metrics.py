@@ -93,6 +93,10 @@ def auction_stats(
     weights = weights or ObjectiveWeights()
     context = item.context
     texts: Sequence[str] = response["sample_texts"]
+    # A sample cut at max_tokens inside a marker ("… @Title@[Ad-70") is a format error, as the service counts it
+    # (``exposure.parse(truncated=True)``; never shown). Without the finish reasons a half marker went uncounted:
+    # every format-error share measured before 2026-12-06 13:50 misses them (docs/irpo.md, lever 10).
+    reasons: Sequence[str | None] = response.get("sample_finish_reasons") or [None] * len(texts)
     q: Sequence[float] = response.get("probabilities") or [1.0 / len(texts)] * len(texts)
     relevant = item.relevant_ids
     best_bid = max((a.bid for a in context.ads if a.id in relevant), default=None)
@@ -103,8 +107,8 @@ def auction_stats(
     rewards: list[float] = []
     values: list[float] = []
     bids = {a.id: a.bid for a in context.ads}
-    for text in texts:
-        exposure = parse(text, context.ads)
+    for text, reason in zip(texts, reasons, strict=True):
+        exposure = parse(text, context.ads, truncated=reason == "length")
         exposed = set(exposure.exposed)
         clicks = click_expectations(context, text, click_model, click_seed)
         per_sample_clicks.append(clicks)
