@@ -53,6 +53,10 @@ def test_auction_serves_one_of_its_k_samples(client: httpx.Client, catalog: dict
     assert body["samples"] == 4
     assert len(body["sample_texts"]) == 4
     assert body["raw_text"] == body["sample_texts"][body["served_index"]]
+    # why each sample stopped, beside it: at 24 tokens the untrained model's answers are cut at the limit
+    assert len(body["sample_finish_reasons"]) == 4
+    assert "length" in body["sample_finish_reasons"]
+    assert set(body["sample_finish_reasons"]) <= {"stop", "length"}
     assert body["model"] == "smollm2-135m-instruct"
     assert len(body["prompt_hash"]) == 64
     assert response.headers["x-request-id"]
@@ -71,7 +75,10 @@ def test_auction_serves_one_of_its_k_samples(client: httpx.Client, catalog: dict
 
     # The mechanism's numbers agree with what the parser finds in the K samples the model really wrote.
     context = context_of(request)
-    exposures = [parse(text, context.ads, truncated=True) for text in body["sample_texts"]]
+    exposures = [
+        parse(text, context.ads, truncated=reason == "length")
+        for text, reason in zip(body["sample_texts"], body["sample_finish_reasons"], strict=True)
+    ]
     rows = [ctr_row(context, e, DEFAULT_CTR_MODEL) for e in exposures]
     q = body["probabilities"]  # the served distribution (the default rule: the objective's optimum)
     assert len(q) == 4

@@ -71,6 +71,19 @@ def test_revenue_is_bid_times_simulated_itctr_and_reward_subtracts_the_penalty()
     assert stats.billed_revenue == pytest.approx(sum(a.bid * 0.1 for a in ADS))
 
 
+def test_a_marker_cut_at_the_token_limit_is_a_format_error_as_the_service_counts_it() -> None:
+    """A sample that stopped at max_tokens inside a marker: without the finish reasons the half marker looks like
+    text (the evaluation's bug before 2026-12-06 13:50), with them it is a truncated marker, as in the service."""
+    cut = "Insoles help: @CloudStep Orthotic Insoles@[Ad-70"
+    blind = auction_stats(ITEM, response([cut, PLAIN]))
+    told = auction_stats(ITEM, response([cut, PLAIN]) | {"sample_finish_reasons": ["length", "stop"]})
+    assert blind.format_errors == 0
+    assert told.format_errors == 1
+    assert told.reward < blind.reward  # the penalty of a format error
+    finished = auction_stats(ITEM, response([PLAIN, PLAIN]) | {"sample_finish_reasons": ["length", "stop"]})
+    assert finished.format_errors == 0  # cut at the limit, but not inside a marker
+
+
 def test_ir_violations_are_counted() -> None:
     ads = [
         {"id": "Ad-7001", "price_per_click": 81.0, "itctr": 0.1, "expected_payment": 8.0},  # charges over the bid
