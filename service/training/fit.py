@@ -112,14 +112,29 @@ def calibration_in_the_large(y: Sequence[int], p: Sequence[float]) -> dict[str, 
     }
 
 
+def level_on(model: CTRModel, rows: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """``calibration_in_the_large`` of ``model`` on exported CTR rows (None without rows). In the IRPO loop: the
+    model that priced a round, on that round's rows, which it was not fitted on (the forward check)."""
+    if not rows:
+        return None
+    predictions = [model.predict(tuple(row["features"][name] for name in FEATURE_NAMES)) for row in rows]
+    return calibration_in_the_large([int(row["clicked"]) for row in rows], predictions)
+
+
+def _logit(p: Any) -> Any:
+    import numpy as np
+
+    q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
 def platt(p: Any, y: Any) -> tuple[float, float]:
     """``(a, c)`` of ``logit p' = a + c·logit p``, maximum likelihood (no penalty); ``c`` is kept ≥ 0 so that a
     recalibration never reverses the model's order (c = 0: the model carries no order, a constant rate)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    logit = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - np.asarray(p), 1e-6, 1.0)).reshape(-1, 1)
-    fitted = LogisticRegression(C=np.inf, max_iter=1000).fit(logit, np.asarray(y))
+    fitted = LogisticRegression(C=np.inf, max_iter=1000).fit(_logit(p).reshape(-1, 1), np.asarray(y))
     a, c = float(fitted.intercept_[0]), float(fitted.coef_[0][0])
     if c < 0:
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
@@ -130,8 +145,7 @@ def platt(p: Any, y: Any) -> tuple[float, float]:
 def _apply_platt(p: Any, a: float, c: float) -> Any:
     import numpy as np
 
-    logit = np.log(np.clip(p, 1e-6, 1 - 1e-6) / np.clip(1 - np.asarray(p), 1e-6, 1.0))
-    return 1.0 / (1.0 + np.exp(-(a + c * logit)))
+    return 1.0 / (1.0 + np.exp(-(a + c * _logit(p))))
 
 
 def _cross_fitted_platt(p: Any, y: Any, folds: Any) -> Any:
@@ -287,7 +301,6 @@ def fit_ctr(
     prior = parent if isinstance(parent, LogisticCTRModel) else None
     names = ["logistic", "logistic_unweighted", "mlp"] + (["logistic_from_parent"] if prior is not None else [])
     fit_name = "logistic_from_parent" if prior is not None else "logistic"
-    shipped = fit_name
 
     inner_all = np.asarray([_fold(row, salt="inner") for row in rows])  # the folds that choose C
 
@@ -363,7 +376,7 @@ def fit_ctr(
         coefficients={name: float(c) for name, c in zip(FEATURE_NAMES, coefficients, strict=True)},
     )
     fitted, old = candidates[shipped], candidates["parent"]
-    recalibration_slope = float(recalibration["c"]) if recalibration else 1.0
+    parents_order = shipped == PARENT_RECALIBRATED and recalibration is not None and float(recalibration["c"]) > 0
     info = {
         "rows": len(rows),
         "clicks": positives,
@@ -382,7 +395,7 @@ def fit_ctr(
         "beats_parent": bool(
             fitted["auc"] is not None
             and old["auc"] is not None
-            and (fitted["auc"] >= old["auc"] or (shipped == PARENT_RECALIBRATED and recalibration_slope > 0))
+            and (fitted["auc"] >= old["auc"] or parents_order)
             and fitted["log_loss"] <= old["log_loss"]
         ),
         "heldout": {name: {k: v for k, v in s.items() if k != "calibration"} for name, s in candidates.items()},

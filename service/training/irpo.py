@@ -28,7 +28,7 @@ from typing import Any
 from service.devtools.service_process import running_service
 from service.evaluation.audit import AuditConfig, audit_versions
 from service.evaluation.metrics import auction_row, auction_stats, summarize
-from service.mechanism.ctr import DEFAULT_CTR_MODEL, FEATURE_NAMES, CTRModel
+from service.mechanism.ctr import DEFAULT_CTR_MODEL
 from service.mechanism.objective import ObjectiveWeights
 from service.mechanism.prompt import PROMPT_VERSION, RANKED_FORMATS, PromptFormat
 from service.models import registry as versions
@@ -41,7 +41,7 @@ from service.simulation.users import ClickModel, encoder
 from service.storage.redis import RedisServer, client, find_redis_server
 from service.training.dataset import dpo_pairs, swap_pairs
 from service.training.export import export
-from service.training.fit import NotEnoughClicks, calibration_in_the_large, fit_ctr, read_rows
+from service.training.fit import NotEnoughClicks, fit_ctr, level_on, read_rows
 from service.training.lora import TrainSettings, train_dpo, train_sft
 from service.training.warm_start import sft_examples
 
@@ -231,26 +231,17 @@ def _files(config: LoopConfig, round_no: int, kind: str) -> list[Path]:
     return sorted(export_dir.glob(f"{kind}-*.jsonl"))
 
 
-def _forward_check(parent: CTRModel, rows: list[dict[str, Any]]) -> dict[str, float] | None:
-    """The parent CTR model on the round it priced: rows it was not fitted on, so its predicted against
-    observed clicks here is the forward test of the level the round's expected payments were billed at."""
-    if not rows:
-        return None
-    predictions = [parent.predict(tuple(row["features"][name] for name in FEATURE_NAMES)) for row in rows]
-    return calibration_in_the_large([int(row["clicked"]) for row in rows], predictions)
-
-
 def refit_ctr(config: LoopConfig, round_no: int, parent: str) -> tuple[Path, dict[str, Any]]:
     """(b) The CTR model refitted on the clicks of every round so far; the parent's when there is not enough to
     fit (``MIN_POSITIVES``) or, with ``ctr_must_beat_parent``, when the refit does not beat it out of fold —
     the CTR model prices every impression, so a worse one overcharges or undercharges advertisers."""
     path = config.run_dir / f"round-{round_no}" / "ctr.json"
     if not path.exists():
-        files = [f for r in range(1, round_no + 1) for f in _files(config, r, "ctr")]
-        rows = read_rows(files)
+        this_round = read_rows(_files(config, round_no, "ctr"))
+        rows = read_rows(f for r in range(1, round_no) for f in _files(config, r, "ctr")) + this_round
         parent_ctr = versions.ctr_model_path(config.versions_dir, parent)
         parent_model = load_ctr_model(parent_ctr) if parent_ctr else DEFAULT_CTR_MODEL
-        forward = _forward_check(parent_model, read_rows(_files(config, round_no, "ctr")))
+        forward = level_on(parent_model, this_round)
         try:
             model, info = fit_ctr(rows, f"ctr-{config.prefix}-r{round_no}", parent_model)
             if config.ctr_must_beat_parent and not info["beats_parent"]:

@@ -316,13 +316,19 @@ def test_fit_ctr_cli_writes_a_model_the_service_loads(tmp_path: Path) -> None:
     assert loaded.version == "ctr-test-1"
 
 
+def _random_features(rng: random.Random) -> dict[str, float]:
+    """One exposure's features: similarities in the catalogue's range, a position, 0–2 other ads."""
+    features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
+    features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
+    return features
+
+
 def _parent_drawn_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """Clicks drawn from the built-in parent model itself: a refit can only match it, not beat it."""
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for i in range(n):
-        features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
-        features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
+        features = _random_features(rng)
         p = DEFAULT_CTR_MODEL.predict(tuple(features[name] for name in FEATURE_NAMES))
         rows.append({"auction_id": f"a{i}", "features": features, "clicked": int(rng.random() < p)})
     return rows
@@ -419,8 +425,7 @@ def _flat_rows(n: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for i in range(n):
-        features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
-        features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
+        features = _random_features(rng)
         p = 1 / (1 + math.exp(0.8 - 1.5 * features["query_similarity"]))
         rows.append({"auction_id": f"a{i}", "features": features, "clicked": int(rng.random() < p)})
     return rows
@@ -458,8 +463,7 @@ def _shifted_parent_rows(n: int, seed: int, shift: float) -> list[dict[str, Any]
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for i in range(n):
-        features = {name: rng.uniform(-0.1, 0.5) for name in FEATURE_NAMES}
-        features.update(position=rng.random(), extra_ads=float(rng.randint(0, 2)))
+        features = _random_features(rng)
         logit = math.log(1 / DEFAULT_CTR_MODEL.predict(tuple(features[n] for n in FEATURE_NAMES)) - 1)
         rows.append(
             {
